@@ -24,7 +24,7 @@ import data
 import networks
 import schedule
 from classifier import FEATURE_DIM, Classifier
-from macs import pair_macs, param_count
+from macs import count_macs, pair_macs, param_count
 
 OPSET = 17
 DEFAULT_RECOMMENDED = {"steps": 50, "heavyEvery": 4, "guidance": 2.0}
@@ -157,11 +157,15 @@ def export_classifier(classifier_path, out_dir):
     os.makedirs(evaluator_dir, exist_ok=True)
     path = os.path.join(evaluator_dir, "classifier.onnx")
     sha = onnx_export(model, (torch.zeros(2, 1, 28, 28),), path, CLASSIFIER_IO)
-    info = {"file": "classifier.onnx", "sha256": sha, "testAccuracy": checkpoint["test_accuracy"],
-            "epochs": checkpoint["epochs"], "trainSeconds": checkpoint["seconds"], "device": checkpoint["device"],
-            "input": io_spec("image", "float32", ["batch", 1, 28, 28]),
+    # Same fields as a manifest model entry, so the TypeScript session module loads it the same way.
+    info = {"file": "classifier.onnx", "sha256": sha, "macsPerCall": count_macs(model, torch.zeros(2, 1, 28, 28)),
+            "params": param_count(model),
+            "inputs": [io_spec("image", "float32", ["batch", 1, 28, 28])],
             "outputs": [io_spec("logits", "float32", ["batch", 10]),
-                        io_spec("features", "float32", ["batch", FEATURE_DIM])]}
+                        io_spec("features", "float32", ["batch", FEATURE_DIM])],
+            "testAccuracy": checkpoint["test_accuracy"], "epochs": checkpoint["epochs"],
+            "trainSeconds": checkpoint["seconds"], "device": checkpoint["device"],
+            "torchVersion": checkpoint["torch_version"]}
     with open(os.path.join(evaluator_dir, "evaluator.json"), "w") as handle:
         json.dump(info, handle, indent=2)
         handle.write("\n")

@@ -1,0 +1,146 @@
+// Measures the dual-rate claim through the TypeScript sampler: for each heavy interval K, draw
+// samplesPerClass images per class under each seed, then score class accuracy and Frechet distance (in the
+// evaluator classifier's feature space) against the test split, plus MACs and wall time per image.
+import type { Manifest } from '../../../shared/model-manifest.ts'
+import type { DualRateModels } from '../sampler/sample.ts'
+import { sample } from '../sampler/sample.ts'
+import type { Evaluator } from './classifier.ts'
+import { frechetDistance, type GaussianStats, gaussianStats } from './frechet-distance.ts'
+
+export interface ClaimSettings {
+  heavyIntervals: number[]
+  seeds: number[]
+  samplesPerClass: number
+  steps: number
+  guidance: number
+  /** Images per sampler call (guidance doubles the rows). */
+  batch: number
+}
+
+export interface SeedScore {
+  seed: number
+  classAccuracy: number
+  fd: number
+  macsPerImage: number
+  wallMsPerImage: number
+  heavyCallsPerImage: number
+}
+
+export interface IntervalScores {
+  heavyEvery: number
+  seeds: SeedScore[]
+  /** Seed 0's first images, `classes * gridColumns` in class order, for the sample grid. */
+  gridImages: Float32Array
+}
+
+export const GRID_COLUMNS = 10
+
+/** Distinct uint32 seed per (run seed, class, chunk) so every chunk of images draws fresh noise. */
+function chunkSeed(seed: number, classIndex: number, chunk: number): number {
+  return (
+    (Math.imul(seed + 1, 0x9e3779b1) ^
+      Math.imul(classIndex + 1, 0x85ebca6b) ^
+      (chunk * 0xc2b2ae35)) >>>
+    0
+  )
+}
+
+/**
+ * Runs every (seed, K) setting. Seeds are the outer loop so slow drift of the machine touches all K alike.
+ *
+ * @example
+ * const scores = await measureClaim(pair.models, pair.manifest, evaluator, testStats, settings, console.log)
+ */
+export async function measureClaim<Features>(
+  models: DualRateModels<Features>,
+  manifest: Manifest,
+  evaluator: Evaluator,
+  reference: GaussianStats,
+  settings: ClaimSettings,
+  log: (line: string) => void,
+): Promise<IntervalScores[]> {
+  const classes = manifest.classes.length
+  const pixels = manifest.image.channels * manifest.image.height * manifest.image.width
+  const perSetting = classes * settings.samplesPerClass
+  const scores = settings.heavyIntervals.map((heavyEvery) => ({
+    heavyEvery,
+    seeds: [] as SeedScore[],
+    gridImages: new Float32Array(classes * GRID_COLUMNS * pixels),
+  }))
+  const started = performance.now()
+  const total = settings.seeds.length * settings.heavyIntervals.length
+  let done = 0
+  for (const seed of settings.seeds) {
+    for (const interval of scores) {
+      const images = new Float32Array(perSetting * pixels)
+      const labels = new Uint8Array(perSetting)
+      let wallMs = 0
+      let macs = 0
+      let heavyCalls = 0
+      let filled = 0
+      for (let classIndex = 0; classIndex < classes; classIndex++) {
+        for (let chunk = 0, left = settings.samplesPerClass; left > 0; chunk++) {
+          const count = Math.min(settings.batch, left)
+          const result = await sample(models, manifest, {
+            classIndex,
+            count,
+            steps: settings.steps,
+            heavySchedule: { every: interval.heavyEvery },
+            guidance: settings.guidance,
+            seed: chunkSeed(seed, classIndex, chunk),
+          })
+          images.set(result.images, filled * pixels)
+          labels.fill(classIndex, filled, filled + count)
+          wallMs += result.wallMs
+          macs += result.macs
+          heavyCalls += result.heavyCalls * count
+          filled += count
+          left -= count
+        }
+        if (seed === settings.seeds[0]) {
+          const first = images.subarray(
+            (filled - settings.samplesPerClass) * pixels,
+            (filled - settings.samplesPerClass + Math.min(GRID_COLUMNS, settings.samplesPerClass)) *
+              pixels,
+          )
+          interval.gridImages.set(first, classIndex * GRID_COLUMNS * pixels)
+        }
+      }
+      const { predictions, features, featureDim } = await evaluator.classify(images, perSetting)
+      let correct = 0
+      for (let i = 0; i < perSetting; i++) if (predictions[i] === labels[i]) correct++
+      const score: SeedScore = {
+        seed,
+        classAccuracy: correct / perSetting,
+        fd: frechetDistance(gaussianStats(features, featureDim), reference),
+        macsPerImage: macs / perSetting,
+        wallMsPerImage: wallMs / perSetting,
+        heavyCallsPerImage: heavyCalls / perSetting,
+      }
+      interval.seeds.push(score)
+      done++
+      const elapsed = (performance.now() - started) / 1000
+      log(
+        `K=${interval.heavyEvery} seed=${seed}: class accuracy ${(score.classAccuracy * 100).toFixed(1)}% ` +
+          `FD ${score.fd.toFixed(2)} ${score.wallMsPerImage.toFixed(1)} ms/image ` +
+          `[${done}/${total}, ${elapsed.toFixed(0)} s, ETA ${((elapsed / done) * (total - done)).toFixed(0)} s]`,
+      )
+    }
+  }
+  return scores
+}
+
+export interface Summary {
+  mean: number
+  std: number
+}
+
+/** Mean and sample standard deviation (0 for a single value). */
+export function summarize(values: number[]): Summary {
+  const mean = values.reduce((sum, value) => sum + value, 0) / values.length
+  const variance =
+    values.length > 1
+      ? values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (values.length - 1)
+      : 0
+  return { mean, std: Math.sqrt(variance) }
+}
