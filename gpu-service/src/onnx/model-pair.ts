@@ -1,0 +1,94 @@
+// Loads the heavy/light pair named by gpu-service/models/manifest.json and adapts the two ONNX sessions
+// to the sampler's DualRateModels interface.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
+import type { DualRateModels } from '../sampler/sample.ts'
+import {
+  DEFAULT_SESSION_CONFIG,
+  type LoadedModel,
+  loadModel,
+  runChecked,
+  type SessionConfig,
+} from './session.ts'
+
+export const MANIFEST_FILE = 'manifest.json'
+
+export interface ModelPair {
+  manifest: Manifest
+  heavy: LoadedModel
+  light: LoadedModel
+  /** The pair as the sampler calls it; features stay ONNX tensors between the two models. */
+  models: DualRateModels<ort.Tensor>
+  release(): Promise<void>
+}
+
+/**
+ * Reads and validates the manifest in `modelsDir`, then loads both models.
+ *
+ * @example
+ * const pair = await loadModelPair('gpu-service/models')
+ * const result = await sample(pair.models, pair.manifest, options)
+ * await pair.release()
+ */
+export async function loadModelPair(
+  modelsDir: string,
+  config: SessionConfig = DEFAULT_SESSION_CONFIG,
+): Promise<ModelPair> {
+  const manifestPath = join(modelsDir, MANIFEST_FILE)
+  let manifest: Manifest
+  try {
+    manifest = parseManifest(await readFile(manifestPath, 'utf8'))
+  } catch (error) {
+    throw new Error(`${manifestPath}: ${(error as Error).message}`, { cause: error })
+  }
+  const heavy = await loadModel(modelsDir, 'heavy', manifest.models.heavy, config)
+  const light = await loadModel(modelsDir, 'light', manifest.models.light, config)
+  return {
+    manifest,
+    heavy,
+    light,
+    models: onnxDualRateModels(heavy, light, manifest),
+    async release() {
+      await heavy.session.release()
+      await light.session.release()
+    },
+  }
+}
+
+/**
+ * Wraps two sessions as the sampler's models. Feed tensors wrap the sampler's own buffers (no copy).
+ *
+ * @example
+ * const models = onnxDualRateModels(heavy, light, manifest)
+ */
+export function onnxDualRateModels(
+  heavy: LoadedModel,
+  light: LoadedModel,
+  manifest: Manifest,
+): DualRateModels<ort.Tensor> {
+  const { channels, height, width } = manifest.image
+  const imageDims = (rows: number) => [rows, channels, height, width]
+  return {
+    async heavy({ xS, s, label }) {
+      const rows = label.length
+      const outputs = await runChecked(heavy, {
+        x_s: new ort.Tensor('float32', xS, imageDims(rows)),
+        s: new ort.Tensor('float32', s, [rows]),
+        label: new ort.Tensor('int64', label, [rows]),
+      })
+      return outputs.features as ort.Tensor
+    },
+    async light({ xT, t, label, features }) {
+      const rows = label.length
+      const outputs = await runChecked(light, {
+        x_t: new ort.Tensor('float32', xT, imageDims(rows)),
+        t: new ort.Tensor('float32', t, [rows]),
+        label: new ort.Tensor('int64', label, [rows]),
+        features,
+      })
+      return (outputs.x0 as ort.Tensor).data as Float32Array
+    },
+  }
+}
