@@ -1,0 +1,152 @@
+// Command-line arguments of `npm run sample`, turned into validated sampler options. Pure: the caller
+// reads the manifest (it supplies class names and recommended defaults) and prints the errors.
+import { parseArgs } from 'node:util'
+import { formatIssue, listIssues } from '../../../shared/issues.ts'
+import type { Manifest } from '../../../shared/model-manifest.ts'
+import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
+
+export const DEFAULT_MODELS_DIR = 'gpu-service/models'
+export const DEFAULT_COUNT = 8
+export const DEFAULT_SEED = 0
+
+export const USAGE = `Usage: npm run sample -- --class <name|index> --out-dir <dir> [options]
+
+  --class <name|index>   Fashion-MNIST class, e.g. Sneaker or 7
+  --out-dir <dir>        where <classIndex>-<n>.png and grid.png are written
+  --count <n>            images, 1..64 (default ${DEFAULT_COUNT})
+  --steps <n>            sampler steps, 1..1000 (default: manifest recommended)
+  --heavy-every <k>      run the heavy encoder every k steps (default: manifest recommended)
+  --heavy-steps <list>   or at these step indices, e.g. 0,10,20 (step 0 is always included)
+  --guidance <w>         classifier-free guidance scale, 0..20 (default: manifest recommended)
+  --seed <n>             unsigned 32-bit seed (default ${DEFAULT_SEED})
+  --models <dir>         model directory (default ${DEFAULT_MODELS_DIR})
+  --help                 show this text`
+
+/** A bad command line; `message` lists every problem, one per line. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const ARG_OPTIONS = {
+  class: { type: 'string' },
+  'out-dir': { type: 'string' },
+  count: { type: 'string' },
+  steps: { type: 'string' },
+  'heavy-every': { type: 'string' },
+  'heavy-steps': { type: 'string' },
+  guidance: { type: 'string' },
+  seed: { type: 'string' },
+  models: { type: 'string' },
+  help: { type: 'boolean' },
+} as const
+
+export type RawSampleArgs = ReturnType<typeof parseArgs<{ options: typeof ARG_OPTIONS }>>['values']
+
+/**
+ * Parses flags without interpreting them; unknown flags and positionals are usage errors.
+ *
+ * @example
+ * const raw = readSampleArgs(process.argv.slice(2))
+ */
+export function readSampleArgs(argv: string[]): RawSampleArgs {
+  try {
+    return parseArgs({ args: argv, options: ARG_OPTIONS, strict: true, allowPositionals: false })
+      .values
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+}
+
+export interface SampleCommand {
+  options: SamplingOptions
+  outDir: string
+}
+
+/** Where a sampling option came from on the command line, for error messages. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  classIndex: '--class',
+  count: '--count',
+  steps: '--steps',
+  'heavySchedule.every': '--heavy-every',
+  'heavySchedule.steps': '--heavy-steps',
+  guidance: '--guidance',
+  seed: '--seed',
+}
+
+/**
+ * Resolves flags against the manifest (class names, recommended steps, heavyEvery and guidance) and
+ * validates them with the shared sampling-options schema. Throws a UsageError listing every problem.
+ *
+ * @example
+ * const { options, outDir } = resolveSampleArgs(readSampleArgs(['--class', 'Sneaker', '--out-dir', 'out']), manifest)
+ */
+export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): SampleCommand {
+  const problems: string[] = []
+  const number = (flag: keyof typeof ARG_OPTIONS, fallback: number): number => {
+    const text = raw[flag]
+    if (typeof text !== 'string') return fallback
+    const value = Number(text)
+    if (text.trim() === '' || !Number.isFinite(value)) {
+      problems.push(`--${flag}: expected a number, got "${text}"`)
+      return fallback
+    }
+    return value
+  }
+
+  if (raw['out-dir'] === undefined || raw['out-dir'] === '') problems.push('--out-dir: required')
+  const classIndex = resolveClass(raw.class, manifest, problems)
+  const steps = number('steps', manifest.recommended.steps)
+  let heavySchedule: SamplingOptions['heavySchedule'] = {
+    every: number('heavy-every', manifest.recommended.heavyEvery),
+  }
+  if (raw['heavy-steps'] !== undefined) {
+    if (raw['heavy-every'] !== undefined) {
+      problems.push('--heavy-steps: give either --heavy-every or --heavy-steps, not both')
+    }
+    heavySchedule = { steps: parseStepList(raw['heavy-steps'], problems) }
+  }
+  const candidate = {
+    classIndex,
+    count: number('count', DEFAULT_COUNT),
+    steps,
+    heavySchedule,
+    guidance: number('guidance', manifest.recommended.guidance),
+    seed: number('seed', DEFAULT_SEED),
+  }
+
+  const result = samplingOptionsSchema.safeParse(candidate)
+  if (!result.success) {
+    for (const issue of listIssues(result.error)) {
+      const optionPath = issue.path.replace(/\[\d+\]$/, '')
+      const flag = FLAG_OF_OPTION[optionPath] ?? issue.path
+      problems.push(formatIssue({ path: flag, message: issue.message }))
+    }
+  }
+  if (problems.length > 0 || !result.success) throw new UsageError(problems.join('\n'))
+  return { options: result.data, outDir: raw['out-dir'] as string }
+}
+
+function resolveClass(text: string | undefined, manifest: Manifest, problems: string[]): number {
+  if (text === undefined || text === '') {
+    problems.push('--class: required (a class name or index)')
+    return 0
+  }
+  if (/^\d+$/.test(text)) return Number(text)
+  const index = manifest.classes.findIndex((name) => name.toLowerCase() === text.toLowerCase())
+  if (index < 0) {
+    problems.push(
+      `--class: unknown class "${text}"; expected one of ${manifest.classes.join(', ')}`,
+    )
+    return 0
+  }
+  return index
+}
+
+function parseStepList(text: string, problems: string[]): number[] {
+  const parts = text.split(',').map((part) => part.trim())
+  if (parts.some((part) => !/^\d+$/.test(part))) {
+    problems.push(`--heavy-steps: expected comma-separated step indices, got "${text}"`)
+    return []
+  }
+  return parts.map(Number)
+}

@@ -1,0 +1,65 @@
+// `npm run sample`: draws images of one class with the dual-rate sampler and writes them as PNGs.
+// Exit status 2 for a bad command line, 1 for any other failure.
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseManifest } from '../../../shared/model-manifest.ts'
+import { encodeGrayPng, encodeGridPng } from '../image/png.ts'
+import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
+import { sessionConfigFromEnv } from '../onnx/session.ts'
+import { sample } from '../sampler/sample.ts'
+import {
+  DEFAULT_MODELS_DIR,
+  readSampleArgs,
+  resolveSampleArgs,
+  USAGE,
+  UsageError,
+} from './sample-args.ts'
+
+async function main(argv: string[]): Promise<void> {
+  const raw = readSampleArgs(argv)
+  if (raw.help) {
+    console.log(USAGE)
+    return
+  }
+  const modelsDir = raw.models ?? DEFAULT_MODELS_DIR
+  const manifestPath = join(modelsDir, MANIFEST_FILE)
+  const manifest = parseManifest(await readFile(manifestPath, 'utf8'))
+  const { options, outDir } = resolveSampleArgs(raw, manifest)
+
+  const pair = await loadModelPair(modelsDir, sessionConfigFromEnv(process.env))
+  try {
+    const result = await sample(pair.models, pair.manifest, options)
+    const { width, height } = manifest.image
+    await mkdir(outDir, { recursive: true })
+    for (let n = 0; n < result.count; n++) {
+      const image = result.images.subarray(n * result.pixels, (n + 1) * result.pixels)
+      await writeFile(
+        join(outDir, `${options.classIndex}-${n}.png`),
+        encodeGrayPng(image, width, height),
+      )
+    }
+    await writeFile(
+      join(outDir, 'grid.png'),
+      encodeGridPng(result.images, result.count, width, height),
+    )
+    const className = manifest.classes[options.classIndex]
+    const macsPerImage = result.macs / result.count / 1e6
+    console.log(
+      `wrote ${result.count} x ${className} (class ${options.classIndex}) and grid.png to ${outDir}: ` +
+        `${options.steps} steps, ${result.heavyCalls} heavy + ${result.lightCalls} light calls, ` +
+        `${macsPerImage.toFixed(1)} MMACs per image, ${result.wallMs.toFixed(0)} ms`,
+    )
+  } finally {
+    await pair.release()
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`sample: ${error.message.replaceAll('\n', '\nsample: ')}\n\n${USAGE}`)
+    process.exitCode = 2
+    return
+  }
+  console.error(`sample: ${error instanceof Error ? error.message : String(error)}`)
+  process.exitCode = 1
+})
