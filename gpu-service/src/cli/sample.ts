@@ -1,10 +1,9 @@
 // `npm run sample`: draws images of one class with the dual-rate sampler and writes them as PNGs.
 // Exit status 2 for a bad command line, 1 for any other failure.
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseManifest } from '../../../shared/model-manifest.ts'
 import { encodeGrayPng, encodeGridPng } from '../image/png.ts'
-import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
+import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
 import { sessionConfigFromEnv } from '../onnx/session.ts'
 import { sample } from '../sampler/sample.ts'
 import {
@@ -22,8 +21,7 @@ async function main(argv: string[]): Promise<void> {
     return
   }
   const modelsDir = raw.models ?? DEFAULT_MODELS_DIR
-  const manifestPath = join(modelsDir, MANIFEST_FILE)
-  const manifest = parseManifest(await readFile(manifestPath, 'utf8'))
+  const manifest = await readManifest(modelsDir)
   const { options, outDir } = resolveSampleArgs(raw, manifest)
 
   const pair = await loadModelPair(modelsDir, sessionConfigFromEnv(process.env))

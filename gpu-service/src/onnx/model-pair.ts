@@ -25,6 +25,23 @@ export interface ModelPair {
 }
 
 /**
+ * Reads and validates `modelsDir`/manifest.json; errors start with the file's path.
+ *
+ * @example
+ * const manifest = await readManifest('gpu-service/models')
+ */
+export async function readManifest(modelsDir: string): Promise<Manifest> {
+  const manifestPath = join(modelsDir, MANIFEST_FILE)
+  try {
+    return parseManifest(await readFile(manifestPath, 'utf8'))
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message
+    throw new Error(`${manifestPath}: ${reason}`, { cause: error })
+  }
+}
+
+/**
  * Reads and validates the manifest in `modelsDir`, then loads both models.
  *
  * @example
@@ -36,13 +53,7 @@ export async function loadModelPair(
   modelsDir: string,
   config: SessionConfig = DEFAULT_SESSION_CONFIG,
 ): Promise<ModelPair> {
-  const manifestPath = join(modelsDir, MANIFEST_FILE)
-  let manifest: Manifest
-  try {
-    manifest = parseManifest(await readFile(manifestPath, 'utf8'))
-  } catch (error) {
-    throw new Error(`${manifestPath}: ${(error as Error).message}`, { cause: error })
-  }
+  const manifest = await readManifest(modelsDir)
   const heavy = await loadModel(modelsDir, 'heavy', manifest.models.heavy, config)
   const light = await loadModel(modelsDir, 'light', manifest.models.light, config)
   return {

@@ -157,16 +157,19 @@ export function checkTensors(
         `${model}: ${kind} "${spec.name}" has dtype ${tensor.type}, expected ${spec.dtype}`,
       )
     }
+    const common = batch
+    let batchMismatch = false
     const fits =
       tensor.dims.length === spec.shape.length &&
       spec.shape.every((size, axis) => {
         const actual = tensor.dims[axis] as number
         if (size !== BATCH_DIM) return actual === size
         batch ??= actual
-        return actual === batch && actual > 0
+        batchMismatch = actual !== batch || actual < 1
+        return !batchMismatch
       })
     if (!fits) {
-      const batchNote = batch === undefined ? '' : ` with batch = ${batch}`
+      const batchNote = batchMismatch && common !== undefined ? ` with batch = ${common}` : ''
       throw new Error(
         `${model}: ${kind} "${spec.name}" has dims ${dims}, expected ${expected}${batchNote}`,
       )
