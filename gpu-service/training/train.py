@@ -164,7 +164,7 @@ def main(argv=None):
         save(os.path.join(args.out, "weights.pt"), {
             "heavy": ema.shadow[0], "light": ema.shadow[1], "net": cfg.to_dict(), "meta": meta,
             "steps_trained": step, "seconds": trained_seconds, "device": device_name(device),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         })
 
     log = open(os.path.join(args.out, "train-log.jsonl"), "a")

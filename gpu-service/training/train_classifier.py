@@ -77,7 +77,7 @@ def main(argv=None):
         print(f"epoch {epoch + 1}/{args.epochs} loss {loss.item():.4f} test accuracy {acc:.4f} "
               f"elapsed {time.time() - start:.0f}s", flush=True)
     result = {"test_accuracy": acc, "epochs": args.epochs, "seconds": round(time.time() - start, 1),
-              "device": str(device), "torch_version": torch.__version__}
+              "device": str(device), "torch_version": str(torch.__version__)}
     torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **result},
                os.path.join(args.out, "classifier.pt"))
     print(json.dumps(result), flush=True)
