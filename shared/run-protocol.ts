@@ -1,0 +1,64 @@
+// The edge -> gpu-service run protocol: the request the edge forwards, and the events the service streams
+// back as it works. Both sides validate with these schemas; framing is SSE (see sse.ts).
+import { z } from 'zod'
+import { problemSchema } from './problem.ts'
+import { MAX_STEPS, samplingOptionsSchema } from './sampling-options.ts'
+
+/** POST /v1/runs body: sampler options plus how often to send an x0 preview (0 = never). */
+export const runRequestSchema = samplingOptionsSchema.and(
+  z.strictObject({
+    /** Send a `preview` event every N steps (and on the last step); 0 sends none. */
+    previewEvery: z.number().int().min(0).max(MAX_STEPS).default(0),
+  }),
+)
+export type RunRequest = z.infer<typeof runRequestSchema>
+
+const runId = z.string().min(1)
+const base64Png = z.string().min(1)
+
+export const runTimingsSchema = z.strictObject({
+  heavyCalls: z.number().int().nonnegative(),
+  lightCalls: z.number().int().nonnegative(),
+  /** Multiply-accumulates of every model call of this run (guidance rows included). */
+  macs: z.number().nonnegative(),
+  /** Queue wait before the first step. */
+  queueMs: z.number().nonnegative(),
+  /** First step to result. */
+  wallMs: z.number().nonnegative(),
+})
+
+/** One event of a run's stream; `type` is also the SSE `event:` field. */
+export const runEventSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('accepted'),
+    runId,
+    queuePosition: z.number().int().nonnegative(),
+  }),
+  z.strictObject({ type: z.literal('started'), runId, modelId: z.string() }),
+  z.strictObject({
+    type: z.literal('step'),
+    runId,
+    step: z.number().int().nonnegative(),
+    totalSteps: z.number().int().positive(),
+    t: z.number(),
+    heavy: z.boolean(),
+    elapsedMs: z.number().nonnegative(),
+  }),
+  z.strictObject({
+    type: z.literal('preview'),
+    runId,
+    step: z.number().int().nonnegative(),
+    /** The current x0 estimate of each image as a PNG, base64. */
+    images: z.array(base64Png),
+  }),
+  z.strictObject({
+    type: z.literal('result'),
+    runId,
+    modelId: z.string(),
+    images: z.array(base64Png),
+    timings: runTimingsSchema,
+  }),
+  z.strictObject({ type: z.literal('error'), runId, problem: problemSchema }),
+])
+export type RunEvent = z.infer<typeof runEventSchema>
+export type RunEventType = RunEvent['type']
