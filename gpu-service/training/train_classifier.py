@@ -23,7 +23,7 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--subset", type=int, default=None)
