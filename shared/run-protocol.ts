@@ -4,16 +4,20 @@ import { z } from 'zod'
 import { problemSchema } from './problem.ts'
 import { MAX_STEPS, samplingOptionsSchema } from './sampling-options.ts'
 
-/** POST /v1/runs body: sampler options plus how often to send an x0 preview (0 = never). */
-export const runRequestSchema = samplingOptionsSchema.and(
-  z.strictObject({
-    /** Send a `preview` event every N steps (and on the last step); 0 sends none. */
-    previewEvery: z.number().int().min(0).max(MAX_STEPS).default(0),
-  }),
-)
+/** A run's id: chosen by the caller (the edge's own id, so it can cancel before `accepted`) or the service. */
+export const runIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, "-" or "_"')
+
+/** POST /v1/runs body: sampler options, how often to send an x0 preview (0 = never), an optional id. */
+export const runRequestSchema = samplingOptionsSchema.safeExtend({
+  /** Send a `preview` event every N steps (and on the last step); 0 sends none. */
+  previewEvery: z.number().int().min(0).max(MAX_STEPS).default(0),
+  runId: runIdSchema.optional(),
+})
 export type RunRequest = z.infer<typeof runRequestSchema>
 
-const runId = z.string().min(1)
+const runId = runIdSchema
 const base64Png = z.string().min(1)
 
 export const runTimingsSchema = z.strictObject({
@@ -62,3 +66,13 @@ export const runEventSchema = z.discriminatedUnion('type', [
 ])
 export type RunEvent = z.infer<typeof runEventSchema>
 export type RunEventType = RunEvent['type']
+
+/** DELETE /v1/runs/:id answer, sent once the run has stopped: what it did before it stopped. */
+export const runCancellationSchema = z.strictObject({
+  runId,
+  /** Steps completed; no model call of this run starts after the answer. */
+  stepsCompleted: z.number().int().nonnegative(),
+  heavyCalls: z.number().int().nonnegative(),
+  lightCalls: z.number().int().nonnegative(),
+})
+export type RunCancellation = z.infer<typeof runCancellationSchema>
