@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
-import type { DualRateModels } from '../sampler/sample.ts'
+import type { DualRateModels, FeatureRows } from '../sampler/sample.ts'
 import {
   DEFAULT_SESSION_CONFIG,
   type LoadedModel,
@@ -69,7 +69,9 @@ export async function loadModelPair(
 }
 
 /**
- * Wraps two sessions as the sampler's models. Feed tensors wrap the sampler's own buffers (no copy).
+ * Wraps two sessions as the sampler's models. Feed tensors wrap the sampler's own buffers (no copy); the
+ * heavy output stays an ONNX tensor, and a light call's feature rows are joined only when they are not
+ * already one whole heavy output.
  *
  * @example
  * const models = onnxDualRateModels(heavy, light, manifest)
@@ -81,6 +83,7 @@ export function onnxDualRateModels(
 ): DualRateModels<ort.Tensor> {
   const { channels, height, width } = manifest.image
   const imageDims = (rows: number) => [rows, channels, height, width]
+  const joinFeatures = featureJoiner()
   return {
     async heavy({ xS, s, label }) {
       const rows = label.length
@@ -93,13 +96,55 @@ export function onnxDualRateModels(
     },
     async light({ xT, t, label, features }) {
       const rows = label.length
-      const outputs = await runChecked(light, {
-        x_t: new ort.Tensor('float32', xT, imageDims(rows)),
-        t: new ort.Tensor('float32', t, [rows]),
-        label: new ort.Tensor('int64', label, [rows]),
-        features,
-      })
-      return (outputs.x0 as ort.Tensor).data as Float32Array
+      const joined = joinFeatures(features)
+      try {
+        const outputs = await runChecked(light, {
+          x_t: new ort.Tensor('float32', xT, imageDims(rows)),
+          t: new ort.Tensor('float32', t, [rows]),
+          label: new ort.Tensor('int64', label, [rows]),
+          features: joined.tensor,
+        })
+        return (outputs.x0 as ort.Tensor).data as Float32Array
+      } finally {
+        joined.release()
+      }
     },
+  }
+}
+
+/**
+ * Joins the feature rows of several runs into one tensor, in order. One slice that covers a whole heavy
+ * output is passed through; otherwise rows are copied into a buffer reused across calls (a call that
+ * overlaps one still using it gets a fresh buffer).
+ */
+function featureJoiner() {
+  let shared = new Float32Array(0)
+  let sharedInUse = false
+  return (slices: readonly FeatureRows<ort.Tensor>[]) => {
+    const only = slices.length === 1 ? slices[0] : undefined
+    if (only && only.offset === 0 && only.rows === only.features.dims[0]) {
+      return { tensor: only.features, release() {} }
+    }
+    const first = slices[0]
+    if (!first) throw new Error('light: no feature rows')
+    const [, ...rowDims] = first.features.dims
+    const rowValues = rowDims.reduce((product, dim) => product * dim, 1)
+    const rows = slices.reduce((sum, slice) => sum + slice.rows, 0)
+    const useShared = !sharedInUse
+    if (useShared && shared.length < rows * rowValues) shared = new Float32Array(rows * rowValues)
+    const buffer = useShared ? shared : new Float32Array(rows * rowValues)
+    if (useShared) sharedInUse = true
+    let row = 0
+    for (const { features, offset, rows: count } of slices) {
+      const values = features.data as Float32Array
+      buffer.set(values.subarray(offset * rowValues, (offset + count) * rowValues), row * rowValues)
+      row += count
+    }
+    return {
+      tensor: new ort.Tensor('float32', buffer.subarray(0, rows * rowValues), [rows, ...rowDims]),
+      release() {
+        if (useShared) sharedInUse = false
+      },
+    }
   }
 }

@@ -1,54 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import {
-  type DualRateModels,
-  type HeavyFeeds,
-  type LightFeeds,
-  type StepEvent,
-  sample,
-} from '../../../gpu-service/src/sampler/sample.ts'
+import { type StepEvent, sample } from '../../../gpu-service/src/sampler/sample.ts'
 import type { SamplingOptions } from '../../../shared/sampling-options.ts'
+import { fakeModels, type ModelCall, PIXELS } from '../../fixtures/fake-models.ts'
 import { validManifest } from '../../fixtures/manifest.ts'
 
 const manifest = validManifest()
-const PIXELS = 28 * 28
-
-interface Call {
-  model: 'heavy' | 'light'
-  rows: number
-  time: number[]
-  label: bigint[]
-  /** x_s or x_t, copied: the sampler reuses its buffers. */
-  x: Float32Array
-}
-
-/**
- * Deterministic stand-ins for the ONNX pair. Each output row depends only on its own input row, like
- * the real networks, and the label moves the output so guidance has something to combine.
- */
-function fakeModels(calls: Call[] = []): DualRateModels<Float32Array> {
-  const record = (
-    model: Call['model'],
-    x: Float32Array,
-    time: Float32Array,
-    label: BigInt64Array,
-  ) => calls.push({ model, rows: label.length, time: [...time], label: [...label], x: x.slice() })
-  return {
-    async heavy({ xS, s, label }: HeavyFeeds) {
-      record('heavy', xS, s, label)
-      return xS.map((value, i) => {
-        const row = Math.floor(i / PIXELS)
-        return Math.tanh(value) * (1 + (s[row] as number)) + Number(label[row]) * 0.01
-      })
-    },
-    async light({ xT, t, label, features }: LightFeeds<Float32Array>) {
-      record('light', xT, t, label)
-      return xT.map((value, i) => {
-        const row = Math.floor(i / PIXELS)
-        return Math.tanh(0.5 * value + 0.3 * (features[i] as number)) + Number(label[row]) * 0.02
-      })
-    },
-  }
-}
 
 const options: SamplingOptions = {
   classIndex: 3,
@@ -83,7 +39,7 @@ describe('sample', () => {
   })
 
   it('batches conditional then unconditional rows in one call per model when guidance is not 1', async () => {
-    const calls: Call[] = []
+    const calls: ModelCall[] = []
     await sample(fakeModels(calls), manifest, options)
     for (const call of calls) {
       expect(call.rows).toBe(6)
@@ -94,7 +50,7 @@ describe('sample', () => {
   })
 
   it('skips the unconditional rows when guidance is 1', async () => {
-    const calls: Call[] = []
+    const calls: ModelCall[] = []
     await sample(fakeModels(calls), manifest, { ...options, guidance: 1 })
     for (const call of calls) {
       expect(call.rows).toBe(3)
@@ -103,7 +59,7 @@ describe('sample', () => {
   })
 
   it('runs the heavy encoder on scheduled steps only, on the same x and t as the light step', async () => {
-    const calls: Call[] = []
+    const calls: ModelCall[] = []
     await sample(fakeModels(calls), manifest, { ...options, steps: 6, heavySchedule: { every: 4 } })
     expect(calls.map((call) => `${call.model}@${call.time[0]?.toFixed(4)}`)).toEqual([
       'heavy@1.0000',
