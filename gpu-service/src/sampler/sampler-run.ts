@@ -68,6 +68,20 @@ export interface SampleResult {
 }
 
 /**
+ * Rows per model call for a request: conditional then unconditional rows in one batched call
+ * (classifier-free guidance), or only the conditional rows when w == 1.
+ *
+ * @example
+ * modelRows({ count: 4, guidance: 2 }) // 8
+ */
+export function modelRows({
+  count,
+  guidance,
+}: Pick<SamplingOptions, 'count' | 'guidance'>): number {
+  return guidance !== 1 ? 2 * count : count
+}
+
+/**
  * One request's sampler state. Each step: `writeModelRows` (x_t, t and labels for the model calls),
  * `acceptFeatures` when `heavyDue`, then `advance` with the light model's x0 rows (stages 2-5).
  *
@@ -81,7 +95,7 @@ export interface SampleResult {
 export class SamplerRun<Features> {
   readonly count: number
   readonly pixels: number
-  /** Rows per model call: conditional then unconditional rows; w == 1 needs only the conditional half. */
+  /** Rows per model call (see modelRows). */
   readonly rows: number
   readonly totalSteps: number
   heavyCalls = 0
@@ -112,8 +126,7 @@ export class SamplerRun<Features> {
     this.#guidance = guidance
     this.count = count
     this.pixels = channels * height * width
-    // Classifier-free guidance: conditional and unconditional rows go through one batched call.
-    this.rows = guidance !== 1 ? 2 * count : count
+    this.rows = modelRows({ count, guidance })
     this.totalSteps = steps
     this.#pairs = timestepPairs(steps)
     this.#heavyAt = heavyStepMask(heavySchedule, steps)
