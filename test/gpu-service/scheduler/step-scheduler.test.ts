@@ -34,8 +34,14 @@ const options: SamplingOptions = {
 function slowModels(calls: ModelCall[], ms = 2): DualRateModels<Float32Array> {
   const models = fakeModels(calls)
   return {
-    heavy: async (feeds) => (await sleep(ms), models.heavy(feeds)),
-    light: async (feeds) => (await sleep(ms), models.light(feeds)),
+    async heavy(feeds) {
+      await sleep(ms)
+      return models.heavy(feeds)
+    },
+    async light(feeds) {
+      await sleep(ms)
+      return models.light(feeds)
+    },
   }
 }
 
