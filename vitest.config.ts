@@ -1,5 +1,7 @@
-// Test projects split by runtime. Node tests cover shared/ and gpu-service/; a workerd project for
-// edge/ (Cloudflare's vitest-pool-workers) joins this list when edge/ exists.
+// Test projects split by runtime. Node tests cover shared/ and gpu-service/; the workerd project runs
+// edge/ tests inside the Workers runtime (Cloudflare's Vitest integration) with local Durable Objects,
+// R2, KV and Cache API, and fake gpu-service backends.
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
@@ -11,6 +13,29 @@ export default defineConfig({
           environment: 'node',
           include: ['test/shared/**/*.test.ts', 'test/gpu-service/**/*.test.ts'],
           testTimeout: 30_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                // Fake backends answer these hosts (test/edge/helpers/fake-backends.ts).
+                BACKEND_URLS: 'http://backend-a.test,http://backend-b.test',
+                BACKEND_SECRET: 'test-backend-secret-0123456789abcdef',
+                RESULT_KEY_SECRET: 'test-result-key-secret-0123456789abcdef',
+                CORS_ORIGINS: 'https://app.example',
+                ALLOW_HTTP_WEBHOOKS: 'true',
+                HEARTBEAT_SECONDS: '0.2',
+              },
+            },
+          }),
+        ],
+        test: {
+          name: 'workerd',
+          include: ['test/edge/**/*.test.ts'],
+          testTimeout: 15_000,
         },
       },
     ],

@@ -1,0 +1,127 @@
+// API key administration: `npm run keys -- create --name dev [--rpm 60] [--concurrent 4]`,
+// `npm run keys -- revoke --name dev`, `npm run keys -- list`. Works on wrangler's local KV state (the
+// one `wrangler dev` uses) through getPlatformProxy; `--remote` uses the deployed namespace instead.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { KVNamespace } from '@cloudflare/workers-types'
+import { getPlatformProxy, unstable_readConfig } from 'wrangler'
+import {
+  API_KEY_PREFIX,
+  apiKeyLimitsSchema,
+  apiKeyRecordSchema,
+  createApiKey,
+  DEFAULT_LIMITS,
+} from '../src/auth/api-key.ts'
+
+const USAGE = `usage:
+  npm run keys -- create --name NAME [--rpm N] [--concurrent N] [--remote] [--persist-to DIR]
+  npm run keys -- revoke --name NAME [--remote] [--persist-to DIR]
+  npm run keys -- list [--remote] [--persist-to DIR]`
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    name: { type: 'string' },
+    rpm: { type: 'string' },
+    concurrent: { type: 'string' },
+    remote: { type: 'boolean', default: false },
+    'persist-to': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+})
+
+async function main(): Promise<void> {
+  const command = positionals[0]
+  if (command !== 'create' && command !== 'revoke' && command !== 'list') {
+    console.error(USAGE)
+    process.exit(2)
+  }
+  if (command !== 'list' && !values.name) {
+    console.error(`--name is required\n${USAGE}`)
+    process.exit(2)
+  }
+  // A config with only the API_KEYS namespace of wrangler.toml: the proxy then starts no Durable
+  // Objects (whose classes live in the worker, which the proxy does not load).
+  const { kv_namespaces } = unstable_readConfig({ config: 'wrangler.toml' })
+  const namespace = kv_namespaces.find((entry: { binding: string }) => entry.binding === 'API_KEYS')
+  if (!namespace) throw new Error('wrangler.toml has no API_KEYS KV namespace')
+  const dir = await mkdtemp(join(tmpdir(), 'dualrate-keys-'))
+  const configPath = join(dir, 'wrangler.json')
+  await writeFile(configPath, JSON.stringify({ name: 'dualrate-keys', kv_namespaces: [namespace] }))
+  const proxy = await getPlatformProxy<{ API_KEYS: KVNamespace }>({
+    configPath,
+    persist: { path: resolve(values['persist-to'] ?? '.wrangler/state/v3') },
+    remoteBindings: values.remote,
+  })
+  try {
+    const keys = proxy.env.API_KEYS
+    if (command === 'create') await create(keys, values.name as string)
+    else if (command === 'revoke') await revoke(keys, values.name as string)
+    else await list(keys)
+  } finally {
+    await proxy.dispose()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function create(keys: KVNamespace, name: string): Promise<void> {
+  const limits = apiKeyLimitsSchema.parse({
+    requestsPerMinute:
+      values.rpm === undefined ? DEFAULT_LIMITS.requestsPerMinute : Number(values.rpm),
+    concurrentJobs:
+      values.concurrent === undefined ? DEFAULT_LIMITS.concurrentJobs : Number(values.concurrent),
+  })
+  const { key, storageKey, record } = await createApiKey(name, limits)
+  await keys.put(storageKey, JSON.stringify(record), { metadata: { name } })
+  if (values.json) {
+    console.log(JSON.stringify({ key, name, limits, webhookSecret: record.webhookSecret }))
+    return
+  }
+  console.log(`API key for "${name}" (shown once; only its SHA-256 is stored):\n\n  ${key}\n`)
+  console.log(
+    `limits: ${limits.requestsPerMinute} requests/min, ${limits.concurrentJobs} concurrent jobs`,
+  )
+  console.log(`webhook signing secret: ${record.webhookSecret}`)
+}
+
+async function storedKeys(keys: KVNamespace) {
+  const found: { storageKey: string; name: string; createdAt: string }[] = []
+  let cursor: string | undefined
+  do {
+    const page = await keys.list({ prefix: API_KEY_PREFIX, ...(cursor ? { cursor } : {}) })
+    for (const entry of page.keys as { name: string }[]) {
+      const record = apiKeyRecordSchema.safeParse(await keys.get(entry.name, 'json'))
+      if (record.success) {
+        found.push({
+          storageKey: entry.name,
+          name: record.data.name,
+          createdAt: record.data.createdAt,
+        })
+      }
+    }
+    cursor = page.list_complete ? undefined : page.cursor
+  } while (cursor)
+  return found
+}
+
+async function revoke(keys: KVNamespace, name: string): Promise<void> {
+  const matching = (await storedKeys(keys)).filter((entry) => entry.name === name)
+  if (matching.length === 0) {
+    console.error(`no key named "${name}"`)
+    process.exit(1)
+  }
+  for (const entry of matching) await keys.delete(entry.storageKey)
+  console.log(`revoked ${matching.length} key(s) named "${name}"`)
+}
+
+async function list(keys: KVNamespace): Promise<void> {
+  for (const entry of await storedKeys(keys)) {
+    console.log(
+      `${entry.name}\t${entry.createdAt}\t${entry.storageKey.slice(API_KEY_PREFIX.length, API_KEY_PREFIX.length + 12)}…`,
+    )
+  }
+}
+
+await main()

@@ -1,0 +1,100 @@
+// The worker's bindings (wrangler.toml) and its configuration, validated once per isolate with Zod so a
+// bad variable fails every request with a message naming it instead of misbehaving.
+import { z } from 'zod'
+import { formatIssue, listIssues } from '../../shared/issues.ts'
+import { MIN_SECRET_LENGTH } from '../../shared/request-signature.ts'
+import type { IdempotencyRecord } from './idempotency/idempotency-record.ts'
+import type { GenerationJob } from './jobs/generation-job.ts'
+import type { KeyQuota } from './rate-limit/key-quota.ts'
+
+export interface Env {
+  GENERATION_JOB: DurableObjectNamespace<GenerationJob>
+  KEY_QUOTA: DurableObjectNamespace<KeyQuota>
+  IDEMPOTENCY: DurableObjectNamespace<IdempotencyRecord>
+  RESULTS: R2Bucket
+  API_KEYS: KVNamespace
+  BACKEND_URLS: string
+  BACKEND_SECRET: string
+  RESULT_KEY_SECRET: string
+  CORS_ORIGINS?: string
+  JOB_TIMEOUT_SECONDS?: string
+  BACKEND_MAX_ATTEMPTS?: string
+  HEARTBEAT_SECONDS?: string
+  ALLOW_HTTP_WEBHOOKS?: string
+  MAX_BODY_BYTES?: string
+}
+
+const commaList = z.string().transform((text) =>
+  text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean),
+)
+const seconds = (fallback: number) => z.coerce.number().positive().default(fallback)
+
+const configSchema = z.object({
+  BACKEND_URLS: commaList.pipe(z.array(z.url({ protocol: /^https?$/ })).min(1)),
+  BACKEND_SECRET: z
+    .string()
+    .min(
+      MIN_SECRET_LENGTH,
+      `must be at least ${MIN_SECRET_LENGTH} characters (shared HMAC secret)`,
+    ),
+  RESULT_KEY_SECRET: z
+    .string()
+    .min(MIN_SECRET_LENGTH, `must be at least ${MIN_SECRET_LENGTH} characters (keys result URLs)`),
+  CORS_ORIGINS: commaList.default([]),
+  JOB_TIMEOUT_SECONDS: seconds(300),
+  BACKEND_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  HEARTBEAT_SECONDS: seconds(15),
+  ALLOW_HTTP_WEBHOOKS: z.enum(['true', 'false']).default('false'),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024),
+})
+
+export interface Config {
+  backendUrls: string[]
+  backendSecret: string
+  resultKeySecret: string
+  corsOrigins: string[]
+  jobTimeoutMs: number
+  backendMaxAttempts: number
+  heartbeatMs: number
+  allowHttpWebhooks: boolean
+  maxBodyBytes: number
+}
+
+const parsed = new WeakMap<object, Config>()
+
+/**
+ * The validated configuration of this environment; throws naming each bad variable.
+ *
+ * @example
+ * const { backendUrls, jobTimeoutMs } = readConfig(env)
+ */
+export function readConfig(env: Env): Config {
+  const cached = parsed.get(env)
+  if (cached) return cached
+  const result = configSchema.safeParse(env)
+  if (!result.success) {
+    const lines = listIssues(result.error).map(formatIssue)
+    throw new Error(`Invalid worker configuration:\n  ${lines.join('\n  ')}`)
+  }
+  const vars = result.data
+  const config: Config = {
+    backendUrls: vars.BACKEND_URLS.map((url) => url.replace(/\/+$/, '')),
+    backendSecret: vars.BACKEND_SECRET,
+    resultKeySecret: vars.RESULT_KEY_SECRET,
+    corsOrigins: vars.CORS_ORIGINS,
+    jobTimeoutMs: vars.JOB_TIMEOUT_SECONDS * 1000,
+    backendMaxAttempts: vars.BACKEND_MAX_ATTEMPTS,
+    heartbeatMs: vars.HEARTBEAT_SECONDS * 1000,
+    allowHttpWebhooks: vars.ALLOW_HTTP_WEBHOOKS === 'true',
+    maxBodyBytes: vars.MAX_BODY_BYTES,
+  }
+  parsed.set(env, config)
+  return config
+}

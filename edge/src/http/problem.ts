@@ -1,0 +1,84 @@
+// Errors as RFC 9457 problem+json: `ApiError` carries a problem through the app, `problemResponse`
+// writes it, and `invalidRequest` is the one shape of a 400 listing each invalid field.
+import type { z } from 'zod'
+import { listIssues } from '../../../shared/issues.ts'
+import {
+  PROBLEM_CONTENT_TYPE,
+  type Problem,
+  type ProblemInit,
+  problem,
+} from '../../../shared/problem.ts'
+
+/** Problem type URIs of this API (RFC 9457 section 4: relative references resolve against the API). */
+export const PROBLEM_TYPES = {
+  validation: '/problems/validation',
+  unauthorized: '/problems/unauthorized',
+  rateLimited: '/problems/rate-limited',
+  concurrencyQuota: '/problems/concurrency-quota',
+  idempotencyMismatch: '/problems/idempotency-mismatch',
+  notFound: '/problems/not-found',
+  tooLarge: '/problems/payload-too-large',
+  backendUnavailable: '/problems/backend-unavailable',
+  timeout: '/problems/timeout',
+  internal: '/problems/internal',
+} as const
+
+/** A failure that should reach the caller as this problem (and these headers). */
+export class ApiError extends Error {
+  override name = 'ApiError'
+  readonly problem: Problem
+  readonly headers: Record<string, string>
+
+  constructor(init: ProblemInit, headers: Record<string, string> = {}) {
+    super(init.detail ?? init.title)
+    this.problem = problem(init)
+    this.headers = headers
+  }
+}
+
+/**
+ * The HTTP response for a problem; `requestId` goes in as an extension member so a report can be traced.
+ *
+ * @example
+ * return problemResponse({ status: 404, title: 'Not found' }, c.get('requestId'))
+ */
+export function problemResponse(
+  body: Problem,
+  requestId: string | undefined,
+  headers: Record<string, string> = {},
+): Response {
+  const withId = requestId === undefined ? body : { ...body, requestId }
+  return new Response(JSON.stringify(withId), {
+    status: body.status,
+    headers: { ...headers, 'content-type': PROBLEM_CONTENT_TYPE },
+  })
+}
+
+/** Where a validation failure was found, for the `errors` extension of a 400. */
+export type FieldError = { field: string; message: string }
+
+/**
+ * The 400 for invalid input: one `errors` entry per invalid field, located by dotted path.
+ *
+ * @example
+ * throw invalidRequest([{ field: 'class', message: 'unknown class "Hat"' }])
+ */
+export function invalidRequest(errors: FieldError[]): ApiError {
+  return new ApiError({
+    status: 400,
+    type: PROBLEM_TYPES.validation,
+    title: 'Invalid request',
+    detail: errors.map((error) => `${error.field}: ${error.message}`).join('; '),
+    extensions: { errors },
+  })
+}
+
+/** The 404 problem. */
+export function notFound(detail: string): ApiError {
+  return new ApiError({ status: 404, type: PROBLEM_TYPES.notFound, title: 'Not found', detail })
+}
+
+/** A ZodError as field errors. */
+export function fieldErrors(error: z.ZodError): FieldError[] {
+  return listIssues(error).map((issue) => ({ field: issue.path, message: issue.message }))
+}

@@ -1,0 +1,173 @@
+// Fake gpu-service backends for workerd tests: `fetch` is replaced (the worker and its Durable Objects
+// share the test isolate) and each backend origin answers POST /v1/runs with the run protocol's SSE
+// events, or fails the way a test asks. Every request is recorded for assertions.
+import { vi } from 'vitest'
+import type { RunEvent } from '../../../shared/run-protocol.ts'
+import { formatSse } from '../../../shared/sse.ts'
+
+/** A 1x1 grey PNG: stands in for generated images. */
+export const TINY_PNG_BASE64 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=='
+
+export type BackendBehavior =
+  /** A complete run; `stepDelayMs` paces the steps. */
+  | { kind: 'ok'; stepDelayMs?: number; modelId?: string }
+  /** Connection refused: fetch rejects. */
+  | { kind: 'refuse' }
+  /** Answers this status with a problem body. */
+  | { kind: 'status'; status: number }
+  /** Streams `steps` steps, then the connection resets. */
+  | { kind: 'reset-after'; steps: number }
+  /** Streams `error` with this problem status after `steps` steps. */
+  | { kind: 'error-event'; steps: number; status: number }
+
+export interface RecordedRequest {
+  url: string
+  method: string
+  headers: Headers
+  body: string
+}
+
+export interface FakeBackends {
+  /** Every request sent to a fake origin (backends and webhook receivers). */
+  requests: RecordedRequest[]
+  runRequests(): RecordedRequest[]
+  /** Run ids whose streams were aborted by the caller. */
+  aborted: string[]
+  /** Set what one origin does from now on. */
+  set(origin: string, behavior: BackendBehavior): void
+  /** Answer for webhook receivers (any other origin); default 204. */
+  webhookStatus: (request: RecordedRequest) => number
+  restore(): void
+}
+
+export const MODEL_ID = 'dualrate-547fb728e629'
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Installs fake backends for these origins.
+ *
+ * @example
+ * const backends = installFakeBackends({ 'http://backend-a.test': { kind: 'ok' } })
+ * afterEach(() => backends.restore())
+ */
+export function installFakeBackends(initial: Record<string, BackendBehavior>): FakeBackends {
+  const behaviors = new Map(Object.entries(initial))
+  const fake: FakeBackends = {
+    requests: [],
+    runRequests: () => fake.requests.filter((request) => request.url.endsWith('/v1/runs')),
+    aborted: [],
+    set: (origin, behavior) => behaviors.set(origin, behavior),
+    webhookStatus: () => 204,
+    restore: () => spy.mockRestore(),
+  }
+  const realFetch = globalThis.fetch
+  const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+    const request = new Request(input, init)
+    const url = new URL(request.url)
+    const recorded: RecordedRequest = {
+      url: request.url,
+      method: request.method,
+      headers: request.headers,
+      body: await request.text(),
+    }
+    fake.requests.push(recorded)
+    const behavior = behaviors.get(url.origin)
+    if (!behavior) {
+      if (url.hostname.endsWith('.test')) {
+        return new Response(null, { status: fake.webhookStatus(recorded) })
+      }
+      return realFetch(input, init)
+    }
+    if (request.method === 'DELETE') return Response.json({ ok: true })
+    if (behavior.kind === 'refuse')
+      throw new TypeError('Network connection lost: connection refused')
+    if (behavior.kind === 'status') {
+      return Response.json(
+        { type: 'about:blank', status: behavior.status, title: 'fake failure' },
+        { status: behavior.status, headers: { 'content-type': 'application/problem+json' } },
+      )
+    }
+    const run = JSON.parse(recorded.body) as {
+      runId: string
+      steps: number
+      count: number
+      heavySchedule: { every?: number }
+    }
+    return new Response(streamRun(run, behavior, init?.signal ?? undefined, fake), {
+      headers: { 'content-type': 'text/event-stream' },
+    })
+  })
+  return fake
+}
+
+function streamRun(
+  run: { runId: string; steps: number; count: number; heavySchedule: { every?: number } },
+  behavior: Exclude<BackendBehavior, { kind: 'refuse' } | { kind: 'status' }>,
+  signal: AbortSignal | undefined,
+  fake: FakeBackends,
+): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  const every = run.heavySchedule.every ?? 1
+  return new ReadableStream({
+    async start(controller) {
+      const send = (event: RunEvent) =>
+        controller.enqueue(encoder.encode(formatSse({ event: event.type, data: event })))
+      const stopped = () => signal?.aborted === true
+      signal?.addEventListener('abort', () => {
+        fake.aborted.push(run.runId)
+        try {
+          controller.error(new Error('aborted'))
+        } catch {}
+      })
+      const runId = run.runId
+      send({ type: 'accepted', runId, queuePosition: 0 })
+      send({
+        type: 'started',
+        runId,
+        modelId: behavior.kind === 'ok' ? (behavior.modelId ?? MODEL_ID) : MODEL_ID,
+      })
+      const limit = behavior.kind === 'ok' ? run.steps : behavior.steps
+      for (let step = 0; step < limit; step++) {
+        if (behavior.kind === 'ok' && behavior.stepDelayMs) await sleep(behavior.stepDelayMs)
+        if (stopped()) return
+        send({
+          type: 'step',
+          runId,
+          step,
+          totalSteps: run.steps,
+          t: 1 - step / run.steps,
+          heavy: step % every === 0,
+          elapsedMs: step,
+        })
+      }
+      if (behavior.kind === 'reset-after') {
+        controller.error(new Error('connection reset'))
+        return
+      }
+      if (behavior.kind === 'error-event') {
+        send({
+          type: 'error',
+          runId,
+          problem: { type: 'about:blank', status: behavior.status, title: 'fake run error' },
+        })
+        controller.close()
+        return
+      }
+      send({
+        type: 'result',
+        runId,
+        modelId: behavior.modelId ?? MODEL_ID,
+        images: Array.from({ length: run.count }, () => TINY_PNG_BASE64),
+        timings: {
+          heavyCalls: Math.ceil(run.steps / every),
+          lightCalls: run.steps,
+          macs: 1,
+          queueMs: 0,
+          wallMs: 1,
+        },
+      })
+      controller.close()
+    },
+  })
+}
