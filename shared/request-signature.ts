@@ -5,6 +5,8 @@ export const SIGNATURE_HEADER = 'x-dualrate-signature'
 export const TIMESTAMP_HEADER = 'x-dualrate-timestamp'
 /** Signatures older or newer than this are refused, so a captured request cannot be replayed later. */
 export const MAX_SIGNATURE_AGE_SECONDS = 300
+/** Both sides refuse shorter shared secrets (a generated one is 64 hex digits). */
+export const MIN_SECRET_LENGTH = 32
 
 const encoder = new TextEncoder()
 

@@ -1,0 +1,189 @@
+// POST /v1/runs streams a run's events as SSE while the step scheduler works on it; DELETE /v1/runs/:id
+// stops it before its next model call. The request is validated with the shared schema first: a bad
+// body, a full queue or a draining service is answered before anything runs.
+import { randomUUID } from 'node:crypto'
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import type { RequestIdVariables } from 'hono/request-id'
+import { stream } from 'hono/streaming'
+import type { Manifest } from '../../../../shared/model-manifest.ts'
+import { problemSchema } from '../../../../shared/problem.ts'
+import {
+  type RunCancellation,
+  type RunEvent,
+  runCancellationSchema,
+  runEventSchema,
+  runIdSchema,
+  runRequestSchema,
+} from '../../../../shared/run-protocol.ts'
+import { formatSse, SSE_CONTENT_TYPE, SSE_HEARTBEAT } from '../../../../shared/sse.ts'
+import {
+  type RunSummary,
+  SchedulerRejection,
+  type StepScheduler,
+} from '../../scheduler/step-scheduler.ts'
+import type { Logger } from '../../service/logger.ts'
+import type { ServiceMetrics } from '../../service/metrics.ts'
+import { EventQueue } from '../event-queue.ts'
+import { invalidRequest, problemException, withRequestId } from '../problem-response.ts'
+import { OUTCOME_PROBLEMS, runEventObserver } from '../run-events.ts'
+
+/** What serves runs once the models are loaded and warmed. */
+export interface RunEngine {
+  scheduler: StepScheduler<unknown>
+  manifest: Manifest
+}
+
+export interface RunsRouteOptions {
+  /** Undefined until the models are loaded and warmed: runs are refused with 503 until then. */
+  engine(): RunEngine | undefined
+  metrics: ServiceMetrics
+  logger: Logger
+  heartbeatMs: number
+}
+
+/** Seconds a client should wait before retrying while the models load. */
+const NOT_READY_RETRY_SECONDS = 5
+
+const problemContent = { 'application/problem+json': { schema: problemSchema } }
+
+const postRun = createRoute({
+  method: 'post',
+  path: '/runs',
+  summary: 'Start a run and stream its events',
+  request: {
+    body: { content: { 'application/json': { schema: runRequestSchema } }, required: true },
+  },
+  responses: {
+    200: {
+      description: 'SSE: accepted, started, step..., preview..., then result or error',
+      content: { [SSE_CONTENT_TYPE]: { schema: runEventSchema } },
+    },
+    400: { description: 'The body fails the run request schema', content: problemContent },
+    401: { description: 'Missing, wrong or stale signature', content: problemContent },
+    409: { description: 'A run with this runId is in progress', content: problemContent },
+    503: {
+      description: 'Queue full, not ready or shutting down; see Retry-After',
+      content: problemContent,
+    },
+  },
+})
+
+const deleteRun = createRoute({
+  method: 'delete',
+  path: '/runs/{runId}',
+  summary: 'Cancel a queued or active run',
+  request: { params: z.object({ runId: runIdSchema }) },
+  responses: {
+    200: {
+      description: 'The run has stopped; no model call of it starts after this answer',
+      content: { 'application/json': { schema: runCancellationSchema } },
+    },
+    404: { description: 'No queued or active run with this id', content: problemContent },
+  },
+})
+
+/**
+ * The /v1 run routes (mounted under /v1, behind the signature check).
+ *
+ * @example
+ * v1.route('/', runsRoutes({ engine: () => engine, metrics, logger, heartbeatMs: 15_000 }))
+ */
+export function runsRoutes(options: RunsRouteOptions) {
+  const { metrics, logger, heartbeatMs } = options
+  const app = new OpenAPIHono<{ Variables: RequestIdVariables }>({
+    defaultHook: (result, c) => (result.success ? undefined : invalidRequest(c, result.error)),
+  })
+
+  const readyEngine = (c: Context) => {
+    const engine = options.engine()
+    if (engine) return engine
+    throw problemException(
+      c,
+      { status: 503, title: 'Service not ready', detail: 'the models are loading' },
+      { 'retry-after': String(NOT_READY_RETRY_SECONDS) },
+    )
+  }
+
+  app.openapi(postRun, (c) => {
+    const { manifest, scheduler } = readyEngine(c)
+    const { runId = randomUUID(), previewEvery, ...sampling } = c.req.valid('json')
+    const requestId = c.get('requestId')
+    const queue = new EventQueue<RunEvent>()
+    const observer = runEventObserver({
+      runId,
+      modelId: manifest.modelId,
+      previewEvery,
+      width: manifest.image.width,
+      height: manifest.image.height,
+      send: (event) => queue.push(event),
+      problemOf: (outcome) => withRequestId(c, OUTCOME_PROBLEMS[outcome]),
+    })
+    const logEnd = (summary: RunSummary) => {
+      const { images: _images, error, ...fields } = summary
+      const line = { requestId, ...fields, count: sampling.count, steps: sampling.steps }
+      if (error) logger.error('run ended', { ...line, error })
+      else logger.info('run ended', line)
+    }
+    try {
+      scheduler.submit(runId, sampling, {
+        ...observer,
+        ended(summary) {
+          observer.ended(summary)
+          queue.close()
+          logEnd(summary)
+        },
+      })
+    } catch (error) {
+      if (!(error instanceof SchedulerRejection)) throw error
+      metrics.runRejected()
+      logger.warn('run rejected', { requestId, runId, reason: error.reason })
+      if (error.reason === 'duplicate_run_id') {
+        throw problemException(c, { status: 409, title: 'Run exists', detail: error.message })
+      }
+      const title = error.reason === 'queue_full' ? 'Queue full' : 'Service shutting down'
+      throw problemException(
+        c,
+        { status: 503, title, detail: error.message },
+        { 'retry-after': String(error.retryAfterSeconds ?? NOT_READY_RETRY_SECONDS) },
+      )
+    }
+
+    c.header('content-type', SSE_CONTENT_TYPE)
+    c.header('cache-control', 'no-cache')
+    c.header('x-accel-buffering', 'no')
+    return stream(c, async (sse) => {
+      // The client went away: stop the run before its next model call.
+      sse.onAbort(() => {
+        queue.close()
+        void scheduler.cancel(runId, 'disconnected')
+      })
+      const heartbeat = setInterval(() => void sse.write(SSE_HEARTBEAT), heartbeatMs)
+      try {
+        let id = 0
+        for await (const event of queue) {
+          await sse.write(formatSse({ event: event.type, id: String(id++), data: event }))
+        }
+      } finally {
+        clearInterval(heartbeat)
+      }
+    })
+  })
+
+  app.openapi(deleteRun, async (c) => {
+    const { scheduler } = readyEngine(c)
+    const { runId } = c.req.valid('param')
+    const summary = await scheduler.cancel(runId)
+    if (!summary) {
+      throw problemException(c, {
+        status: 404,
+        title: 'Run not found',
+        detail: `no queued or active run ${runId}`,
+      })
+    }
+    const { stepsCompleted, heavyCalls, lightCalls } = summary
+    return c.json({ runId, stepsCompleted, heavyCalls, lightCalls } satisfies RunCancellation, 200)
+  })
+
+  return app
+}

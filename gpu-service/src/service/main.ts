@@ -1,0 +1,55 @@
+// `npm run gpu-service`: configuration from the environment, the service on HOST:PORT, and a drain on
+// SIGTERM or SIGINT. Exit status 78 (EX_CONFIG, sysexits.h) for a bad environment, 1 if the models fail
+// to load, 0 after a drain.
+import { join } from 'node:path'
+import { ConfigError, DEV_SECRET_FILE, parseServiceConfig, resolveHmacSecret } from './config.ts'
+import { jsonLogger } from './logger.ts'
+import { startService } from './start.ts'
+
+const EXIT_CONFIG = 78
+
+async function main(): Promise<void> {
+  const logger = jsonLogger()
+  let config: ReturnType<typeof parseServiceConfig>
+  try {
+    config = parseServiceConfig(process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    const lines = error.message.split('\n').map((line) => `gpu-service: ${line}`)
+    console.error(`gpu-service: invalid configuration\n${lines.join('\n')}`)
+    process.exit(EXIT_CONFIG)
+  }
+  const { secret, source } = await resolveHmacSecret(config)
+  if (source !== 'env') {
+    logger.warn('using the development HMAC secret', {
+      path: join(config.devDir, DEV_SECRET_FILE),
+      generated: source === 'generated',
+    })
+  }
+  const service = await startService(config, { logger, hmacSecret: secret })
+  logger.info('listening', { url: service.url })
+
+  let stopping = false
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return
+    stopping = true
+    logger.info('draining', { signal, graceMs: config.drainGraceMs })
+    await service.shutdown()
+    logger.info('stopped', { signal })
+    process.exit(0)
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+
+  try {
+    await service.ready
+  } catch (error) {
+    logger.error('could not load the models', { modelsDir: config.modelsDir, error })
+    process.exit(1)
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`gpu-service: ${error instanceof Error ? (error.stack ?? error.message) : error}`)
+  process.exit(1)
+})

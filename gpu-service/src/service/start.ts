@@ -1,0 +1,109 @@
+// Starts the gpu-service: listens at once (so /healthz answers while models load), loads and warms the
+// model pair, then opens /v1 to runs. `shutdown` drains: new runs are refused, in-flight runs get the
+// grace period, then the listener closes and the sessions are released.
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createAdaptorServer } from '@hono/node-server'
+import { createApp } from '../http/app.ts'
+import type { Readiness } from '../http/routes/health.ts'
+import type { RunEngine } from '../http/routes/runs.ts'
+import { loadModelPair, type ModelPair } from '../onnx/model-pair.ts'
+import { sample } from '../sampler/sample.ts'
+import { StepScheduler } from '../scheduler/step-scheduler.ts'
+import type { ServiceConfig } from './config.ts'
+import type { Logger } from './logger.ts'
+import { createServiceMetrics, type ServiceMetrics } from './metrics.ts'
+
+export interface RunningService {
+  /** `http://host:port`, with the port the system chose when config.port is 0. */
+  url: string
+  /** Resolves once the models are loaded and warmed; rejects if they cannot be. */
+  ready: Promise<void>
+  metrics: ServiceMetrics
+  /** Drains for up to `graceMs` (default config.drainGraceMs), then closes everything. */
+  shutdown(graceMs?: number): Promise<void>
+}
+
+/**
+ * @example
+ * const service = await startService(parseServiceConfig(process.env), { logger, hmacSecret })
+ * await service.ready
+ */
+export async function startService(
+  config: ServiceConfig,
+  { logger, hmacSecret }: { logger: Logger; hmacSecret: string },
+): Promise<RunningService> {
+  const metrics = createServiceMetrics()
+  const readiness: Readiness = { ready: false, draining: false }
+  let engine: RunEngine | undefined
+  let pair: ModelPair | undefined
+  const app = createApp({
+    hmacSecret,
+    readiness,
+    engine: () => engine,
+    metrics,
+    logger,
+    heartbeatMs: config.heartbeatMs,
+  })
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host
+
+  const ready = (async () => {
+    pair = await loadModelPair(config.modelsDir, config.session)
+    const started = performance.now()
+    await warmUp(pair)
+    const scheduler = new StepScheduler(
+      pair.models,
+      pair.manifest,
+      config.scheduler,
+      metrics.telemetry,
+    )
+    metrics.watch(scheduler)
+    engine = { scheduler, manifest: pair.manifest }
+    readiness.ready = true
+    logger.info('ready', {
+      modelId: pair.manifest.modelId,
+      device: config.session.device,
+      warmUpMs: Math.round(performance.now() - started),
+      ...config.scheduler,
+    })
+  })()
+  // The caller awaits `ready`; this keeps an early failure from being an unhandled rejection.
+  ready.catch(() => {})
+
+  return {
+    url: `http://${host}:${port}`,
+    ready,
+    metrics,
+    async shutdown(graceMs = config.drainGraceMs) {
+      readiness.draining = true
+      await ready.catch(() => {})
+      await engine?.scheduler.drain(graceMs)
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      await pair?.release()
+    },
+  }
+}
+
+/** One small run through both models, so the first request does not pay for session start-up. */
+async function warmUp(pair: ModelPair): Promise<void> {
+  await sample(pair.models, pair.manifest, {
+    classIndex: 0,
+    count: 1,
+    steps: 2,
+    heavySchedule: { every: 1 },
+    guidance: 2,
+    seed: 0,
+  })
+}
