@@ -20,6 +20,7 @@ export interface AppOptions {
   metrics: ServiceMetrics
   logger: Logger
   heartbeatMs: number
+  openStreams: Set<Promise<void>>
 }
 
 /**

@@ -37,6 +37,7 @@ export async function startService(
   const readiness: Readiness = { ready: false, draining: false }
   let engine: RunEngine | undefined
   let pair: ModelPair | undefined
+  const openStreams = new Set<Promise<void>>()
   const app = createApp({
     hmacSecret,
     readiness,
@@ -44,6 +45,7 @@ export async function startService(
     metrics,
     logger,
     heartbeatMs: config.heartbeatMs,
+    openStreams,
   })
   const server = createAdaptorServer({ fetch: app.fetch }) as Server
   await new Promise<void>((resolve, reject) => {
@@ -87,13 +89,27 @@ export async function startService(
       readiness.draining = true
       await ready.catch(() => {})
       await engine?.scheduler.drain(graceMs)
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      })
+      // Every run has ended; let the streams write their last event before the sockets close.
+      await settledWithin([...openStreams], CLOSE_WAIT_MS)
+      await settledWithin([new Promise((resolve) => server.close(resolve))], CLOSE_WAIT_MS)
+      server.closeAllConnections()
       await pair?.release()
     },
   }
+}
+
+/** How long shutdown waits for streams to flush and idle keep-alive connections to close. */
+const CLOSE_WAIT_MS = 1_000
+
+async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ])
+  clearTimeout(timer)
 }
 
 /** One small run through both models, so the first request does not pay for session start-up. */

@@ -2,18 +2,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { decode } from 'fast-png'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type RunStreamMessage,
-  readRunEvents,
-  signedFetch,
-} from '../../../gpu-service/src/cli/run-client.ts'
+import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
 import { PROBLEM_CONTENT_TYPE, problemSchema } from '../../../shared/problem.ts'
 import { SIGNATURE_HEADER, signRequest } from '../../../shared/request-signature.ts'
-import {
-  type RunEvent,
-  type RunRequest,
-  runCancellationSchema,
-} from '../../../shared/run-protocol.ts'
+import { type RunRequest, runCancellationSchema } from '../../../shared/run-protocol.ts'
+import { collect, drain, readUntil } from '../../fixtures/run-stream.ts'
 import { startTestService, type TestService } from '../../fixtures/service.ts'
 
 const request: RunRequest = {
@@ -32,24 +25,6 @@ async function work(service: TestService) {
     heavy: await service.metric('dualrate_model_calls_total{model="heavy"}'),
     light: await service.metric('dualrate_model_calls_total{model="light"}'),
     steps: await service.metric('dualrate_steps_total'),
-  }
-}
-
-async function collect(response: Response): Promise<RunStreamMessage[]> {
-  const messages: RunStreamMessage[] = []
-  for await (const message of readRunEvents(response)) messages.push(message)
-  return messages
-}
-
-/** Reads a stream until `until` holds for an event; returns the events read and the rest. */
-async function readUntil(response: Response, until: (event: RunEvent) => boolean) {
-  const events: RunEvent[] = []
-  const iterator = readRunEvents(response)
-  for (;;) {
-    const next = await iterator.next()
-    if (next.done) return { events, rest: iterator }
-    events.push(next.value.event)
-    if (until(next.value.event)) return { events, rest: iterator }
   }
 }
 
@@ -284,7 +259,7 @@ describe('cancellation', () => {
     expect(cancel.status).toBe(200)
     const answer = runCancellationSchema.parse(await cancel.json())
     const atCancel = await work(service)
-    for await (const { event } of rest) events.push(event)
+    events.push(...(await drain(rest)))
     const steps = events.filter((event) => event.type === 'step')
     expect(answer).toMatchObject({ runId: 'to-cancel', stepsCompleted: steps.length })
     expect(answer.stepsCompleted).toBeLessThan(20)

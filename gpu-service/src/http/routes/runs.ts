@@ -40,6 +40,8 @@ export interface RunsRouteOptions {
   metrics: ServiceMetrics
   logger: Logger
   heartbeatMs: number
+  /** Open SSE streams, each settled once its last event is written: shutdown waits for them. */
+  openStreams: Set<Promise<void>>
 }
 
 /** Seconds a client should wait before retrying while the models load. */
@@ -90,7 +92,7 @@ const deleteRun = createRoute({
  * v1.route('/', runsRoutes({ engine: () => engine, metrics, logger, heartbeatMs: 15_000 }))
  */
 export function runsRoutes(options: RunsRouteOptions) {
-  const { metrics, logger, heartbeatMs } = options
+  const { metrics, logger, heartbeatMs, openStreams } = options
   const app = new OpenAPIHono<{ Variables: RequestIdVariables }>({
     defaultHook: (result, c) => (result.success ? undefined : invalidRequest(c, result.error)),
   })
@@ -159,12 +161,17 @@ export function runsRoutes(options: RunsRouteOptions) {
         void scheduler.cancel(runId, 'disconnected')
       })
       const heartbeat = setInterval(() => void sse.write(SSE_HEARTBEAT), heartbeatMs)
-      try {
+      const written = (async () => {
         let id = 0
         for await (const event of queue) {
           await sse.write(formatSse({ event: event.type, id: String(id++), data: event }))
         }
+      })()
+      openStreams.add(written)
+      try {
+        await written
       } finally {
+        openStreams.delete(written)
         clearInterval(heartbeat)
       }
     })

@@ -1,0 +1,107 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  ConfigError,
+  parseServiceConfig,
+  resolveHmacSecret,
+} from '../../../gpu-service/src/service/config.ts'
+
+describe('parseServiceConfig', () => {
+  it('has defaults that work locally: 127.0.0.1:8788, CPU, batching on', () => {
+    expect(parseServiceConfig({})).toEqual({
+      production: false,
+      port: 8788,
+      host: '127.0.0.1',
+      modelsDir: 'gpu-service/models',
+      hmacSecret: undefined,
+      devDir: '.dev',
+      session: { device: 'cpu' },
+      scheduler: {
+        maxBatchRows: 128,
+        maxActiveRuns: 16,
+        maxQueuedRuns: 64,
+        runDeadlineMs: 120_000,
+        batching: true,
+      },
+      drainGraceMs: 25_000,
+      heartbeatMs: 15_000,
+    })
+  })
+
+  it('reads every variable, and treats empty ones as unset', () => {
+    const config = parseServiceConfig({
+      PORT: '0',
+      HOST: '0.0.0.0',
+      DUALRATE_DEVICE: 'cuda',
+      DUALRATE_INTRA_OP_THREADS: '4',
+      DUALRATE_INTER_OP_THREADS: '',
+      DUALRATE_BATCHING: 'off',
+      DUALRATE_MAX_QUEUED_RUNS: '0',
+      DUALRATE_HMAC_SECRET: 'x'.repeat(32),
+    })
+    expect(config).toMatchObject({
+      port: 0,
+      host: '0.0.0.0',
+      session: { device: 'cuda', intraOpThreads: 4 },
+      scheduler: { batching: false, maxQueuedRuns: 0 },
+      hmacSecret: 'x'.repeat(32),
+    })
+  })
+
+  it('names every bad variable', () => {
+    expect(() =>
+      parseServiceConfig({
+        PORT: '80a',
+        DUALRATE_DEVICE: 'tpu',
+        DUALRATE_MAX_BATCH_ROWS: '64',
+        DUALRATE_HMAC_SECRET: 'short',
+      }),
+    ).toThrow(
+      new ConfigError(
+        [
+          'PORT: expected a whole number',
+          'DUALRATE_HMAC_SECRET: must be at least 32 characters',
+          'DUALRATE_DEVICE: Invalid option: expected one of "cpu"|"cuda"|"tensorrt"',
+          'DUALRATE_MAX_BATCH_ROWS: Too small: expected number to be >=128',
+        ].join('\n'),
+      ),
+    )
+  })
+
+  it('requires the HMAC secret in production', () => {
+    expect(() => parseServiceConfig({ NODE_ENV: 'production' })).toThrow(
+      new ConfigError('DUALRATE_HMAC_SECRET: required when NODE_ENV is production'),
+    )
+  })
+})
+
+describe('resolveHmacSecret', () => {
+  let devDir = ''
+  afterEach(() => rm(devDir, { recursive: true, force: true }))
+
+  it('generates a development secret once, readable by the owner only, and reuses it', async () => {
+    devDir = join(await mkdtemp(join(tmpdir(), 'dualrate-dev-')), '.dev')
+    const first = await resolveHmacSecret({ hmacSecret: undefined, devDir })
+    expect(first.source).toBe('generated')
+    expect(first.secret).toMatch(/^[0-9a-f]{64}$/)
+    expect((await stat(join(devDir, 'hmac-secret'))).mode & 0o777).toBe(0o600)
+    expect(await resolveHmacSecret({ hmacSecret: undefined, devDir })).toEqual({
+      secret: first.secret,
+      source: 'dev-file',
+    })
+    await writeFile(join(devDir, 'hmac-secret'), 'too short\n')
+    const replaced = await resolveHmacSecret({ hmacSecret: undefined, devDir })
+    expect(replaced.source).toBe('generated')
+    expect((await readFile(join(devDir, 'hmac-secret'), 'utf8')).trim()).toBe(replaced.secret)
+  })
+
+  it('prefers the configured secret', async () => {
+    devDir = await mkdtemp(join(tmpdir(), 'dualrate-dev-'))
+    expect(await resolveHmacSecret({ hmacSecret: 's'.repeat(40), devDir })).toEqual({
+      secret: 's'.repeat(40),
+      source: 'env',
+    })
+  })
+})
