@@ -1,0 +1,231 @@
+// `npm run bench`: images/s of the gpu-service at several concurrencies with step-level batching on and
+// off, and the latency of a 50-step K=4 run, measured through the real HTTP service on loopback. Writes
+// docs/bench/gpu-service.json and .md and prints the table. A script, not a test: the numbers depend on
+// the machine and on what else runs on it (the load average is recorded with them).
+import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { z } from 'zod'
+import type { RunRequest } from '../../../shared/run-protocol.ts'
+import { readManifest } from '../onnx/model-pair.ts'
+import { parseServiceConfig } from '../service/config.ts'
+import { jsonLogger } from '../service/logger.ts'
+import { startService } from '../service/start.ts'
+import { type RunClient, readRunEvents, signedFetch } from './run-client.ts'
+
+const USAGE = `Usage: npm run bench -- [options]
+
+  --concurrency <list>  concurrent clients, e.g. 1,4,16 (default 1,4,16)
+  --runs <n>            runs per setting, at least 2 per client (default 20)
+  --steps <n>           sampler steps per run (default: manifest recommended)
+  --out <dir>           where gpu-service.json and gpu-service.md go (default docs/bench)`
+
+const list = z
+  .string()
+  .transform((text) => text.split(',').map(Number))
+  .pipe(z.array(z.number().int().min(1).max(64)).min(1))
+const argsSchema = z.object({
+  concurrency: list.default([1, 4, 16]),
+  runs: z.coerce.number().int().min(1).default(20),
+  steps: z.coerce.number().int().min(1).max(1000).optional(),
+  out: z.string().default('docs/bench'),
+  help: z.boolean().default(false),
+})
+
+interface Setting {
+  batching: boolean
+  concurrency: number
+  runs: number
+  images: number
+  wallSeconds: number
+  imagesPerSecond: number
+  /** Client-side, from POST to the result event. */
+  latencyMs: { p50: number; p95: number; max: number }
+  /** Server-side means: queue wait and first step to result. */
+  meanQueueMs: number
+  meanRunMs: number
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
+}
+
+async function runOnce(client: RunClient, request: RunRequest) {
+  const started = performance.now()
+  const response = await signedFetch(client, 'POST', '/v1/runs', { body: request })
+  if (response.status !== 200)
+    throw new Error(`POST /v1/runs: ${response.status} ${await response.text()}`)
+  for await (const { event } of readRunEvents(response)) {
+    if (event.type === 'error') throw new Error(`run failed: ${JSON.stringify(event.problem)}`)
+    if (event.type === 'result') {
+      return {
+        latencyMs: performance.now() - started,
+        images: event.images.length,
+        ...event.timings,
+      }
+    }
+  }
+  throw new Error('the stream ended without a result')
+}
+
+/** `runs` runs spread over `concurrency` clients, each sending its next run when the last one ends. */
+async function measure(
+  client: RunClient,
+  request: RunRequest,
+  batching: boolean,
+  concurrency: number,
+  runs: number,
+): Promise<Setting> {
+  let next = 0
+  const results: Awaited<ReturnType<typeof runOnce>>[] = []
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, clientIndex) => {
+      while (next < runs) {
+        const seed = next++
+        results.push(
+          await runOnce(client, { ...request, seed, classIndex: (seed + clientIndex) % 10 }),
+        )
+      }
+    }),
+  )
+  const wallSeconds = (performance.now() - started) / 1000
+  const latencies = results.map((result) => result.latencyMs).sort((a, b) => a - b)
+  const images = results.reduce((sum, result) => sum + result.images, 0)
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length
+  return {
+    batching,
+    concurrency,
+    runs,
+    images,
+    wallSeconds,
+    imagesPerSecond: images / wallSeconds,
+    latencyMs: {
+      p50: percentile(latencies, 50),
+      p95: percentile(latencies, 95),
+      max: latencies.at(-1) as number,
+    },
+    meanQueueMs: mean(results.map((result) => result.queueMs)),
+    meanRunMs: mean(results.map((result) => result.wallMs)),
+  }
+}
+
+function renderMarkdown(report: {
+  date: string
+  machine: string
+  command: string
+  request: RunRequest
+  loadAverageBefore: number[]
+  loadAverageAfter: number[]
+  settings: Setting[]
+}): string {
+  const { request } = report
+  const heavyEvery = 'every' in request.heavySchedule ? request.heavySchedule.every : '?'
+  const rows = report.settings.map(
+    (s) =>
+      `| ${s.batching ? 'on' : 'off'} | ${s.concurrency} | ${s.runs} | ${s.imagesPerSecond.toFixed(2)} | ` +
+      `${s.latencyMs.p50.toFixed(0)} | ${s.latencyMs.p95.toFixed(0)} | ${s.meanQueueMs.toFixed(0)} | ` +
+      `${s.meanRunMs.toFixed(0)} |`,
+  )
+  return `# gpu-service benchmark
+
+${report.date}, \`${report.command}\`, on ${report.machine}.
+Load average (1, 5, 15 min) before: ${report.loadAverageBefore.map((v) => v.toFixed(2)).join(', ')};
+after: ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(', ')}.
+
+Each run: ${request.count} image, ${request.steps} steps, heavy encoder every ${heavyEvery} steps, guidance
+${request.guidance} (two model rows per image), through POST /v1/runs on loopback with signed requests.
+Each client sends its next run when its last one ends. Latency is client-side, POST to result.
+
+| batching | concurrency | runs | images/s | p50 ms | p95 ms | mean queue ms | mean run ms |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+${rows.join('\n')}
+`
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      concurrency: { type: 'string' },
+      runs: { type: 'string' },
+      steps: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  const parsed = argsSchema.safeParse(values)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`)
+    console.error(`bench: ${lines.join('\nbench: ')}\n\n${USAGE}`)
+    process.exitCode = 2
+    return
+  }
+  const args = parsed.data
+  if (args.help) {
+    console.log(USAGE)
+    return
+  }
+  const env = parseServiceConfig({ ...process.env, PORT: '0' })
+  const manifest = await readManifest(env.modelsDir)
+  const request: RunRequest = {
+    classIndex: 0,
+    count: 1,
+    steps: args.steps ?? manifest.recommended.steps,
+    heavySchedule: { every: manifest.recommended.heavyEvery },
+    guidance: manifest.recommended.guidance,
+    seed: 0,
+    previewEvery: 0,
+  }
+  const secret = randomBytes(32).toString('hex')
+  const loadAverageBefore = loadavg()
+  const settings: Setting[] = []
+  for (const batching of [true, false]) {
+    const config = { ...env, scheduler: { ...env.scheduler, batching } }
+    const service = await startService(config, { logger: jsonLogger(() => {}), hmacSecret: secret })
+    try {
+      await service.ready
+      const client = { baseUrl: service.url, secret }
+      await runOnce(client, request)
+      for (const concurrency of args.concurrency) {
+        const runs = Math.max(args.runs, 2 * concurrency)
+        const setting = await measure(client, request, batching, concurrency, runs)
+        settings.push(setting)
+        console.log(
+          `batching ${batching ? 'on ' : 'off'}  concurrency ${String(concurrency).padStart(2)}: ` +
+            `${setting.imagesPerSecond.toFixed(2)} images/s, p50 ${setting.latencyMs.p50.toFixed(0)} ms, ` +
+            `p95 ${setting.latencyMs.p95.toFixed(0)} ms`,
+        )
+      }
+    } finally {
+      await service.shutdown(0)
+    }
+  }
+  const report = {
+    date: new Date().toISOString(),
+    machine:
+      `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.versions.node}, ` +
+      `onnxruntime-node ${env.session.device}` +
+      (env.session.intraOpThreads ? `, ${env.session.intraOpThreads} intra-op threads` : ''),
+    command: `npm run bench -- ${argv.join(' ')}`.trim(),
+    request,
+    limits: env.scheduler,
+    loadAverageBefore,
+    loadAverageAfter: loadavg(),
+    settings,
+  }
+  await mkdir(args.out, { recursive: true })
+  await writeFile(join(args.out, 'gpu-service.json'), `${JSON.stringify(report, null, 2)}\n`)
+  const markdown = renderMarkdown(report)
+  await writeFile(join(args.out, 'gpu-service.md'), markdown)
+  console.log(`\n${markdown}`)
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : error}`)
+  process.exitCode = 1
+})
