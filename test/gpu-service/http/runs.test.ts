@@ -6,6 +6,7 @@ import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
 import { PROBLEM_CONTENT_TYPE, problemSchema } from '../../../shared/problem.ts'
 import { SIGNATURE_HEADER, signRequest } from '../../../shared/request-signature.ts'
 import { type RunRequest, runCancellationSchema } from '../../../shared/run-protocol.ts'
+import { SSE_HEARTBEAT } from '../../../shared/sse.ts'
 import { collect, drain, readUntil } from '../../fixtures/run-stream.ts'
 import { startTestService, type TestService } from '../../fixtures/service.ts'
 
@@ -302,6 +303,7 @@ describe('load shedding', () => {
     service = await startTestService({
       DUALRATE_MAX_ACTIVE_RUNS: '1',
       DUALRATE_MAX_QUEUED_RUNS: '1',
+      DUALRATE_HEARTBEAT_MS: '100',
     })
   })
   afterAll(() => service.shutdown(0))
@@ -338,5 +340,29 @@ describe('load shedding', () => {
     for (const runId of ['queued', 'active']) {
       expect((await signedFetch(service.client, 'DELETE', `/v1/runs/${runId}`)).status).toBe(200)
     }
+  })
+
+  it("keeps a waiting run's stream open with heartbeat comments, in the shared SSE framing", async () => {
+    const active = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body: { ...request, steps: 500, runId: 'ahead' },
+    })
+    await readUntil(active, (event) => event.type === 'started')
+    const waiting = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body: { ...request, runId: 'wire' },
+    })
+    const reader = (waiting.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ''
+    while (!text.includes(SSE_HEARTBEAT)) {
+      const { value, done } = await reader.read()
+      if (done) throw new Error(`stream ended: ${text}`)
+      text += decoder.decode(value, { stream: true })
+    }
+    expect(text).toBe(
+      'event: accepted\nid: 0\ndata: {"type":"accepted","runId":"wire","queuePosition":0}\n\n' +
+        ': heartbeat\n\n',
+    )
+    await reader.cancel()
+    expect((await signedFetch(service.client, 'DELETE', '/v1/runs/ahead')).status).toBe(200)
   })
 })
