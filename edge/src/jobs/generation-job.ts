@@ -281,7 +281,6 @@ export class GenerationJob extends DurableObject<Env> {
     this.#save()
     this.#emit(event)
     this.#subscribers.closeAll()
-    for (const wake of [...this.#waiters]) wake()
     await Promise.all(
       owners.map((owner) => this.env.KEY_QUOTA.getByName(owner).releaseJob(state.key)),
     )
@@ -296,6 +295,7 @@ export class GenerationJob extends DurableObject<Env> {
     )
     // Delivery runs from the alarm (due now), so ending a job never waits on a slow receiver.
     await this.#scheduleAlarm()
+    for (const wake of [...this.#waiters]) wake()
   }
 
   async #stopBackendRun(): Promise<void> {

@@ -1,7 +1,7 @@
 // Fake gpu-service backends for workerd tests: `fetch` is replaced (the worker and its Durable Objects
 // share the test isolate) and each backend origin answers POST /v1/runs with the run protocol's SSE
 // events, or fails the way a test asks. Every request is recorded for assertions.
-import { vi } from 'vitest'
+import { afterEach, beforeEach, vi } from 'vitest'
 import type { RunEvent } from '../../../shared/run-protocol.ts'
 import { formatSse } from '../../../shared/sse.ts'
 
@@ -101,8 +101,44 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
   return fake
 }
 
+/** Both configured backends healthy: the default of most tests. */
+export const BOTH_OK: Record<string, BackendBehavior> = {
+  'http://backend-a.test': { kind: 'ok' },
+  'http://backend-b.test': { kind: 'ok' },
+}
+
+/**
+ * Installs fresh fake backends before each test of the file and removes them after; call the
+ * returned function inside a test to reach them.
+ *
+ * @example
+ * const backends = useFakeBackends()
+ * it('…', () => { backends().set('http://backend-a.test', { kind: 'refuse' }) })
+ */
+export function useFakeBackends(
+  initial: Record<string, BackendBehavior> = BOTH_OK,
+): () => FakeBackends {
+  let current: FakeBackends | undefined
+  beforeEach(() => {
+    current = installFakeBackends(initial)
+  })
+  afterEach(() => current?.restore())
+  return () => {
+    if (!current) throw new Error('useFakeBackends: only inside a test')
+    return current
+  }
+}
+
+interface FakeRun {
+  runId: string
+  steps: number
+  count: number
+  previewEvery: number
+  heavySchedule: { every?: number }
+}
+
 function streamRun(
-  run: { runId: string; steps: number; count: number; heavySchedule: { every?: number } },
+  run: FakeRun,
   behavior: Exclude<BackendBehavior, { kind: 'refuse' } | { kind: 'status' }>,
   signal: AbortSignal | undefined,
   fake: FakeBackends,
@@ -140,6 +176,13 @@ function streamRun(
           heavy: step % every === 0,
           elapsedMs: step,
         })
+        if (
+          run.previewEvery > 0 &&
+          ((step + 1) % run.previewEvery === 0 || step === run.steps - 1)
+        ) {
+          const images = Array.from({ length: run.count }, () => TINY_PNG_BASE64)
+          send({ type: 'preview', runId, step, images })
+        }
       }
       if (behavior.kind === 'reset-after') {
         controller.error(new Error('connection reset'))

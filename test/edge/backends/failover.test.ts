@@ -1,0 +1,94 @@
+import { env } from 'cloudflare:workers'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { markHealthy, markUnhealthy } from '../../../edge/src/backends/health.ts'
+import { createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
+import { useFakeBackends } from '../helpers/fake-backends.ts'
+
+const A = 'http://backend-a.test'
+const B = 'http://backend-b.test'
+
+const fakes = useFakeBackends()
+beforeEach(() => {
+  markHealthy(A)
+  markHealthy(B)
+})
+
+async function run(body: Record<string, unknown> = {}) {
+  const { authorization } = await createKey()
+  const response = await postGeneration(
+    authorization,
+    { class: 1, steps: 4, seed: uniqueSeed(), ...body },
+    { prefer: 'wait=10' },
+  )
+  const job = (await response.json()) as {
+    id: string
+    status: string
+    progress: { attempts: number }
+    error?: { status: number; detail: string }
+  }
+  return job
+}
+
+const origins = () =>
+  fakes()
+    .runRequests()
+    .map((request) => new URL(request.url).origin)
+const seeds = () =>
+  fakes()
+    .runRequests()
+    .map((request) => JSON.parse(request.body).seed as number)
+
+describe('backend failover', () => {
+  for (const [failure, behavior] of [
+    ['connection refused', { kind: 'refuse' }],
+    ['a 503', { kind: 'status', status: 503 }],
+    ['a reset mid-stream', { kind: 'reset-after', steps: 2 }],
+    ['a 5xx error event', { kind: 'error-event', steps: 1, status: 500 }],
+  ] as const) {
+    it(`retries on the other backend with the same seed after ${failure}`, async () => {
+      fakes().set(A, behavior)
+      markUnhealthy(B, 60_000) // B sorts last, so the job tries A first
+      const job = await run()
+      expect(origins()).toEqual([A, B])
+      expect(new Set(seeds()).size).toBe(1)
+      expect(job).toMatchObject({ status: 'succeeded', progress: { attempts: 2 } })
+    })
+  }
+
+  it('tries a backend that just failed last, so later jobs skip it', async () => {
+    fakes().set(A, { kind: 'refuse' })
+    markUnhealthy(B, 60_000) // the first job tries A first; B's success then clears its mark
+    for (let index = 0; index < 4; index++) await run()
+    const refusedAttempts = origins().filter((origin) => origin === A).length
+    expect(refusedAttempts).toBe(1)
+    expect(origins().filter((origin) => origin === B)).toHaveLength(4)
+  })
+
+  it('fails the job with a clear 502 problem when every attempt fails', async () => {
+    fakes().set(A, { kind: 'refuse' })
+    fakes().set(B, { kind: 'status', status: 500 })
+    const job = await run()
+    expect(job.status).toBe('failed')
+    expect(job.error?.status).toBe(502)
+    expect(job.error?.detail).toMatch(/no backend finished the run after 3 attempts/)
+    expect(fakes().runRequests()).toHaveLength(3)
+  })
+
+  it('does not retry a run the backend rejected as invalid (4xx)', async () => {
+    fakes().set(A, { kind: 'status', status: 400 })
+    fakes().set(B, { kind: 'status', status: 400 })
+    const job = await run()
+    expect(job.status).toBe('failed')
+    expect(job.error?.status).toBe(400)
+    expect(fakes().runRequests()).toHaveLength(1)
+  })
+
+  it('fails over from a backend that serves another model, caching nothing under this model id', async () => {
+    fakes().set(A, { kind: 'ok', modelId: 'dualrate-000000000000' })
+    fakes().set(B, { kind: 'ok', modelId: 'dualrate-000000000000' })
+    const job = await run()
+    expect(job.status).toBe('failed')
+    expect(job.error?.detail).toMatch(/serves model dualrate-000000000000/)
+    expect(await env.RESULTS.head(`results/${job.id}/result.json`)).toBeNull()
+  })
+})

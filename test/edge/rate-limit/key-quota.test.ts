@@ -1,0 +1,30 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+
+const policy = { limit: 3, windowSeconds: 60 }
+
+describe('KeyQuota.take (token bucket)', () => {
+  it('allows a burst of `limit`, then refills one request every window/limit seconds', async () => {
+    const quota = env.KEY_QUOTA.getByName(`bucket-${crypto.randomUUID()}`)
+    const t0 = 1_000_000
+    expect(await quota.take(policy, t0)).toEqual({ allowed: true, remaining: 2, resetSeconds: 20 })
+    expect(await quota.take(policy, t0)).toEqual({ allowed: true, remaining: 1, resetSeconds: 40 })
+    expect(await quota.take(policy, t0)).toEqual({ allowed: true, remaining: 0, resetSeconds: 60 })
+    expect(await quota.take(policy, t0)).toEqual({ allowed: false, remaining: 0, resetSeconds: 20 })
+    expect(await quota.take(policy, t0 + 20_000)).toMatchObject({ allowed: true, remaining: 0 })
+  })
+})
+
+describe('KeyQuota jobs', () => {
+  it('counts each job once, refuses past the maximum, and forgets expired slots', async () => {
+    const quota = env.KEY_QUOTA.getByName(`jobs-${crypto.randomUUID()}`)
+    const t0 = 1_000_000
+    expect(await quota.acquireJob('a', 2, 1_000, t0)).toEqual({ acquired: true })
+    expect(await quota.acquireJob('a', 2, 1_000, t0)).toEqual({ acquired: true })
+    expect(await quota.acquireJob('b', 2, 1_000, t0)).toEqual({ acquired: true })
+    expect(await quota.acquireJob('c', 2, 1_000, t0)).toEqual({ acquired: false, active: 2 })
+    await quota.releaseJob('a')
+    expect(await quota.acquireJob('c', 2, 1_000, t0)).toEqual({ acquired: true })
+    expect(await quota.acquireJob('d', 2, 1_000, t0 + 1_000)).toEqual({ acquired: true })
+  })
+})

@@ -1,0 +1,72 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+import { call, createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
+import { useFakeBackends } from '../helpers/fake-backends.ts'
+
+const backends = useFakeBackends({
+  'http://backend-a.test': { kind: 'ok', stepDelayMs: 50 },
+  'http://backend-b.test': { kind: 'ok', stepDelayMs: 50 },
+})
+
+describe('per-key rate limit', () => {
+  it('sends RateLimit-Policy and RateLimit headers counting down', async () => {
+    const { authorization } = await createKey({ requestsPerMinute: 5 })
+    const probe = () => call(`/v1/generations/${'ef'.repeat(32)}`, { headers: { authorization } })
+    const first = await probe()
+    expect(first.headers.get('ratelimit-policy')).toBe('"requests";q=5;w=60')
+    expect(first.headers.get('ratelimit')).toMatch(/^"requests";r=4;t=\d+$/)
+    const second = await probe()
+    expect(second.headers.get('ratelimit')).toMatch(/^"requests";r=3;t=\d+$/)
+  })
+
+  it('answers 429 with Retry-After once the key has used its requests', async () => {
+    const { authorization } = await createKey({ requestsPerMinute: 2 })
+    const probe = () => call(`/v1/generations/${'ef'.repeat(32)}`, { headers: { authorization } })
+    await probe()
+    await probe()
+    const limited = await probe()
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get('content-type')).toBe('application/problem+json')
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(limited.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=\d+$/)
+    expect(((await limited.json()) as { type: string }).type).toBe('/problems/rate-limited')
+  })
+
+  it('limits each key on its own', async () => {
+    const busy = await createKey({ requestsPerMinute: 1 })
+    const idle = await createKey({ requestsPerMinute: 1 })
+    const probe = (authorization: string) =>
+      call(`/v1/generations/${'ef'.repeat(32)}`, { headers: { authorization } })
+    await probe(busy.authorization)
+    expect((await probe(busy.authorization)).status).toBe(429)
+    expect((await probe(idle.authorization)).status).toBe(404)
+  })
+})
+
+describe('concurrent-jobs quota', () => {
+  it('answers 429 when the key already runs its quota of jobs, and frees the slot when a job ends', async () => {
+    backends().set('http://backend-a.test', { kind: 'ok', stepDelayMs: 5 })
+    backends().set('http://backend-b.test', { kind: 'ok', stepDelayMs: 5 })
+    const { authorization, id } = await createKey({ concurrentJobs: 1 })
+    const first = await postGeneration(authorization, { class: 1, steps: 20, seed: uniqueSeed() })
+    expect(first.status).toBe(202)
+    const second = await postGeneration(authorization, { class: 1, steps: 20, seed: uniqueSeed() })
+    expect(second.status).toBe(429)
+    expect(((await second.json()) as { type: string }).type).toBe('/problems/concurrency-quota')
+    const { id: jobId } = (await first.json()) as { id: string }
+    await env.GENERATION_JOB.getByName(jobId).waitForCompletion(5_000)
+    expect(await env.KEY_QUOTA.getByName(id).activeJobs()).toEqual([])
+    const third = await postGeneration(authorization, { class: 1, steps: 2, seed: uniqueSeed() })
+    expect(third.status).toBe(202)
+  })
+
+  it('does not count a cache hit against the quota', async () => {
+    backends().set('http://backend-a.test', { kind: 'ok' })
+    const { authorization, id } = await createKey({ concurrentJobs: 1 })
+    const body = { class: 2, steps: 2, seed: uniqueSeed() }
+    await postGeneration(authorization, body, { prefer: 'wait=5' })
+    const cached = await postGeneration(authorization, body)
+    expect(cached.status).toBe(200)
+    expect(await env.KEY_QUOTA.getByName(id).activeJobs()).toEqual([])
+  })
+})
