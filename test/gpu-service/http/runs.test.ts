@@ -225,6 +225,15 @@ describe('POST /v1/runs', () => {
     },
   )
 
+  it('refuses a body over 64 KiB with 413 before reading it as a run', async () => {
+    const before = await work(service)
+    const response = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body: { ...request, padding: 'x'.repeat(64 * 1024) },
+    })
+    await expectProblem(response, 413, 'Payload Too Large')
+    expect(await work(service)).toEqual(before)
+  })
+
   it('signs DELETE too: an unsigned cancel is refused and the run goes on', async () => {
     const response = await fetch(`${service.url}/v1/runs/any`, { method: 'DELETE' })
     await expectProblem(response, 401, 'Unauthorized')
