@@ -57,8 +57,9 @@ export function runEventObserver(options: RunEventsOptions): RunObserver {
     step({ step, totalSteps, t, heavy, x0 }) {
       const elapsedMs = performance.now() - startedAt
       send({ type: 'step', runId, step, totalSteps, t, heavy, elapsedMs })
-      const previewDue = (step + 1) % previewEvery === 0 || step === totalSteps - 1
-      if (previewEvery > 0 && previewDue) send({ type: 'preview', runId, step, images: pngs(x0) })
+      const previewDue =
+        previewEvery > 0 && ((step + 1) % previewEvery === 0 || step === totalSteps - 1)
+      if (previewDue) send({ type: 'preview', runId, step, images: pngs(x0) })
     },
     ended(summary) {
       if (summary.outcome === 'completed' && summary.images) {

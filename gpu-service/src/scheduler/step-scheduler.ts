@@ -125,7 +125,8 @@ export class StepScheduler<Features> {
   readonly #queue: ScheduledRun<Features>[] = []
   readonly #active: ScheduledRun<Features>[] = []
   readonly #runs = new Map<string, ScheduledRun<Features>>()
-  #loop: Promise<void> | undefined
+  #loop: Promise<void> = Promise.resolve()
+  #looping = false
   #draining = false
   #runSeconds = INITIAL_RUN_SECONDS
 
@@ -157,10 +158,6 @@ export class StepScheduler<Features> {
   /** Runs stepping now. */
   get activeRuns(): number {
     return this.#active.length
-  }
-
-  get draining(): boolean {
-    return this.#draining
   }
 
   /**
@@ -269,23 +266,35 @@ export class StepScheduler<Features> {
   }
 
   #wake(): void {
-    this.#loop ??= this.#runLoop().finally(() => {
-      this.#loop = undefined
-    })
+    if (this.#looping) return
+    this.#looping = true
+    this.#loop = this.#runLoop()
   }
 
   async #runLoop(): Promise<void> {
-    // Runs submitted in the same turn of the event loop share the first tick.
-    await Promise.resolve()
-    for (;;) {
-      this.#reap()
-      this.#admit()
-      if (this.#active.length === 0) return
-      if (this.#limits.batching) {
-        await this.#tick([...this.#active])
-      } else {
-        for (const run of [...this.#active]) await this.#tick([run])
+    try {
+      // Runs submitted in the same turn of the event loop share the first tick.
+      await Promise.resolve()
+      for (;;) {
+        this.#reap()
+        this.#admit()
+        if (this.#active.length === 0) return
+        const batches = this.#limits.batching
+          ? [[...this.#active]]
+          : this.#active.map((run) => [run])
+        for (const batch of batches) {
+          try {
+            await this.#tick(batch)
+          } catch (error) {
+            // Last resort (a throwing `ended` or `started`): the batch fails, the loop goes on.
+            for (const run of batch) this.#end(run, 'failed', error as Error)
+          }
+        }
       }
+    } finally {
+      // In the same synchronous step as the last empty check, so a new submit always finds the loop
+      // running or starts it.
+      this.#looping = false
     }
   }
 
@@ -304,7 +313,13 @@ export class StepScheduler<Features> {
       this.#telemetry.runStepped?.((now - (run.lastStepAt ?? now)) / 1000)
       run.lastStepAt = now
       run.stepsReported++
-      run.observer.step(event)
+      try {
+        run.observer.step(event)
+      } catch (error) {
+        // One run's failing observer ends that run only.
+        this.#end(run, 'failed', error as Error)
+        continue
+      }
       if (run.sampler?.done) this.#end(run, 'completed')
     }
     this.#reap()
@@ -347,7 +362,7 @@ export class StepScheduler<Features> {
   #stop(run: ScheduledRun<Features>, reason: RunOutcome): void {
     if (run.ended || run.stopReason !== undefined) return
     run.stopReason = reason
-    if (!run.sampler || !this.#loop) this.#end(run, reason)
+    if (!run.sampler || !this.#looping) this.#end(run, reason)
   }
 
   #end(run: ScheduledRun<Features>, outcome: RunOutcome, error?: Error): void {

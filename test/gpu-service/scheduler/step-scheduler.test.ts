@@ -218,6 +218,24 @@ describe('StepScheduler', () => {
     expect((await next.ended).outcome).toBe('completed')
   })
 
+  it('fails only the run whose observer throws; the runs batched with it go on', async () => {
+    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
+    const [broken, healthy] = [recorder(), recorder()]
+    scheduler.submit('broken', options, {
+      ...broken.observer,
+      step: () => {
+        throw new Error('client gone')
+      },
+    })
+    scheduler.submit('healthy', { ...options, classIndex: 5 }, healthy.observer)
+    expect(await broken.ended).toMatchObject({
+      outcome: 'failed',
+      stepsCompleted: 1,
+      error: new Error('client gone'),
+    })
+    expect((await healthy.ended).outcome).toBe('completed')
+  })
+
   it('drains: refuses new runs, finishes within the grace period, stops the rest after it', async () => {
     const scheduler = new StepScheduler(slowModels([]), manifest, limits)
     const [short, long] = [recorder(), recorder()]
