@@ -16,6 +16,16 @@ export default defineConfig({
         },
       },
       {
+        test: {
+          // wrangler dev + a real gpu-service on loopback (edge/scripts/local-stack.ts).
+          name: 'e2e',
+          environment: 'node',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 240_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },

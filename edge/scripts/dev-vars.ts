@@ -4,12 +4,17 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const DEV_DIR = process.env.DUALRATE_DEV_DIR ?? '.dev'
+export interface DevVars {
+  BACKEND_SECRET: string
+  RESULT_KEY_SECRET: string
+  ALLOW_HTTP_WEBHOOKS: string
+}
 
-/** The secret in `.dev/<name>`, generated (32 random bytes, hex) when missing. */
-async function devSecret(name: string): Promise<string> {
-  const path = join(DEV_DIR, name)
+/** The secret in `<devDir>/<name>`, generated (32 random bytes, hex, mode 0600) when missing. */
+async function devSecret(devDir: string, name: string): Promise<string> {
+  const path = join(devDir, name)
   try {
     const secret = (await readFile(path, 'utf8')).trim()
     if (secret.length >= 32) return secret
@@ -17,22 +22,34 @@ async function devSecret(name: string): Promise<string> {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
   }
   const secret = randomBytes(32).toString('hex')
-  await mkdir(DEV_DIR, { recursive: true })
+  await mkdir(devDir, { recursive: true })
   await writeFile(path, `${secret}\n`, { mode: 0o600 })
   return secret
 }
 
-const vars = {
-  BACKEND_SECRET: process.env.DUALRATE_HMAC_SECRET ?? (await devSecret('hmac-secret')),
-  RESULT_KEY_SECRET: await devSecret('result-key-secret'),
-  // Local webhook receivers are plain http.
-  ALLOW_HTTP_WEBHOOKS: 'true',
-}
-await writeFile(
-  '.dev.vars',
-  `${Object.entries(vars)
+/**
+ * Makes sure .dev.vars exists with the shared development secrets and returns them.
+ *
+ * @example
+ * const { BACKEND_SECRET } = await writeDevVars() // the gpu-service signs with the same secret
+ */
+export async function writeDevVars(
+  devDir = process.env.DUALRATE_DEV_DIR ?? '.dev',
+): Promise<DevVars> {
+  const vars: DevVars = {
+    BACKEND_SECRET: process.env.DUALRATE_HMAC_SECRET ?? (await devSecret(devDir, 'hmac-secret')),
+    RESULT_KEY_SECRET: await devSecret(devDir, 'result-key-secret'),
+    // Local webhook receivers are plain http.
+    ALLOW_HTTP_WEBHOOKS: 'true',
+  }
+  const text = Object.entries(vars)
     .map(([name, value]) => `${name}=${value}`)
-    .join('\n')}\n`,
-  { mode: 0o600 },
-)
-console.log(`.dev.vars written (${Object.keys(vars).join(', ')})`)
+    .join('\n')
+  await writeFile('.dev.vars', `${text}\n`, { mode: 0o600 })
+  return vars
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const vars = await writeDevVars()
+  console.log(`.dev.vars written (${Object.keys(vars).join(', ')})`)
+}

@@ -52,7 +52,8 @@ async function main(): Promise<void> {
   await writeFile(configPath, JSON.stringify({ name: 'dualrate-keys', kv_namespaces: [namespace] }))
   const proxy = await getPlatformProxy<{ API_KEYS: KVNamespace }>({
     configPath,
-    persist: { path: resolve(values['persist-to'] ?? '.wrangler/state/v3') },
+    // The same folder as `wrangler dev --persist-to` (which keeps its state in <folder>/v3).
+    persist: { path: resolve(values['persist-to'] ?? '.wrangler/state', 'v3') },
     remoteBindings: values.remote,
   })
   try {

@@ -1,0 +1,180 @@
+// `npm run bench:edge`: the latency the edge adds, measured on loopback against the whole local stack
+// (wrangler dev + a real gpu-service with the committed models). Cache hit: POST /v1/generations of a
+// finished request, and GET of its image, where the edge is all there is. Miss: a new request through
+// the edge (POST with Prefer: wait) against the same run sent straight to the gpu-service (signed POST
+// /v1/runs read to its result), interleaved pair by pair. Writes docs/bench/edge.json and .md. A script,
+// not a test: the numbers depend on the machine and its load (recorded with them).
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { RunRequest } from '../../shared/run-protocol.ts'
+import { streamRun } from '../src/backends/backend-client.ts'
+import { startLocalStack } from './local-stack.ts'
+
+const { values } = parseArgs({
+  options: {
+    hits: { type: 'string', default: '200' },
+    misses: { type: 'string', default: '30' },
+    steps: { type: 'string', default: '10' },
+    out: { type: 'string', default: 'docs/bench' },
+  },
+})
+const hits = Number(values.hits)
+const misses = Number(values.misses)
+const steps = Number(values.steps)
+
+/** Nearest-rank percentile of a sample, in ms. */
+function percentile(sample: number[], p: number): number {
+  const sorted = [...sample].sort((a, b) => a - b)
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
+  return sorted[rank - 1] ?? Number.NaN
+}
+const summary = (sample: number[]) => ({
+  n: sample.length,
+  p50: round(percentile(sample, 50)),
+  p95: round(percentile(sample, 95)),
+  mean: round(sample.reduce((sum, value) => sum + value, 0) / sample.length),
+})
+const round = (ms: number) => Math.round(ms * 100) / 100
+
+async function timed(action: () => Promise<void>): Promise<number> {
+  const started = performance.now()
+  await action()
+  return performance.now() - started
+}
+
+const stack = await startLocalStack()
+try {
+  const authorization = `Bearer ${stack.apiKey}`
+  const generate = async (body: object, prefer?: string) => {
+    const response = await fetch(`${stack.edgeUrl}/v1/generations`, {
+      method: 'POST',
+      headers: {
+        authorization,
+        'content-type': 'application/json',
+        ...(prefer ? { prefer } : {}),
+      },
+      body: JSON.stringify(body),
+    })
+    const job = (await response.json()) as { status: string; urls: { images?: string[] } }
+    if (job.status !== 'succeeded') throw new Error(`job ended ${job.status} (${response.status})`)
+    return job
+  }
+  const request = (seed: number): RunRequest => ({
+    classIndex: 7,
+    count: 1,
+    steps,
+    heavySchedule: { every: 4 },
+    guidance: 2,
+    seed,
+    previewEvery: 0,
+  })
+  const publicBody = (seed: number) => ({
+    class: 7,
+    steps,
+    heavySchedule: { every: 4 },
+    guidance: 2,
+    seed,
+  })
+
+  // Warm both paths (module load, first Durable Object, ONNX sessions) before measuring.
+  const warm = await generate(publicBody(1), 'wait=60')
+  for (let index = 0; index < 5; index++) await generate(publicBody(1))
+
+  const hitPost: number[] = []
+  const hitImage: number[] = []
+  const imageUrl = warm.urls.images?.[0] ?? ''
+  for (let index = 0; index < hits; index++) {
+    hitPost.push(await timed(async () => void (await generate(publicBody(1)))))
+    hitImage.push(
+      await timed(async () => {
+        const response = await fetch(imageUrl)
+        await response.arrayBuffer()
+        if (!response.ok) throw new Error(`image ${response.status}`)
+      }),
+    )
+  }
+
+  const missEdge: number[] = []
+  const missDirect: number[] = []
+  const added: number[] = []
+  for (let index = 0; index < misses; index++) {
+    const seed = 10_000 + index
+    const direct = await timed(async () => {
+      for await (const event of streamRun({
+        backendUrl: stack.backendUrl,
+        secret: stack.backendSecret,
+        request: request(seed),
+        requestId: `bench-direct-${index}`,
+        signal: new AbortController().signal,
+      })) {
+        if (event.type === 'result') return
+      }
+    })
+    const edge = await timed(async () => void (await generate(publicBody(seed), 'wait=60')))
+    missDirect.push(direct)
+    missEdge.push(edge)
+    added.push(edge - direct)
+  }
+
+  const report = {
+    measuredAt: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      node: process.version,
+      loadAverage1m: round(loadavg()[0] ?? 0),
+    },
+    setup: {
+      stack: 'wrangler dev (local workerd, Durable Objects, R2, KV) + gpu-service on CPU, loopback',
+      request: { class: 7, steps, heavyEvery: 4, guidance: 2, count: 1 },
+      note: 'sequential requests; the gpu-service sees one run at a time',
+    },
+    cacheHit: {
+      'POST /v1/generations (200 from cache)': summary(hitPost),
+      'GET /v1/results/<key>.png (Cache API)': summary(hitImage),
+    },
+    miss: {
+      'gpu-service direct (POST /v1/runs to result)': summary(missDirect),
+      'edge (POST /v1/generations, Prefer: wait)': summary(missEdge),
+      'added by the edge (paired difference)': summary(added),
+    },
+  }
+  await mkdir(values.out, { recursive: true })
+  await writeFile(join(values.out, 'edge.json'), `${JSON.stringify(report, null, 2)}\n`)
+  const row = (name: string, stats: ReturnType<typeof summary>) =>
+    `| ${name} | ${stats.n} | ${stats.p50} | ${stats.p95} | ${stats.mean} |`
+  const markdown = `# Edge latency (npm run bench:edge)
+
+Measured ${report.measuredAt} on ${report.machine.cpu} (${report.machine.cores} cores, Node ${report.machine.node},
+1-minute load average ${report.machine.loadAverage1m} at the end). ${report.setup.stack}; ${report.setup.note}.
+Request: class 7, ${steps} steps, heavy encoder every 4 steps, guidance 2, one image. Milliseconds.
+
+## Cache hit (no gpu-service work: all of it is the edge)
+
+| path | n | p50 | p95 | mean |
+| --- | --- | --- | --- | --- |
+${Object.entries(report.cacheHit)
+  .map(([name, stats]) => row(name, stats))
+  .join('\n')}
+
+## Miss, relative to calling the gpu-service directly
+
+Each pair runs the same request shape with a new seed, first straight to the gpu-service, then through the
+edge; "added" is the per-pair difference.
+
+| path | n | p50 | p95 | mean |
+| --- | --- | --- | --- | --- |
+${Object.entries(report.miss)
+  .map(([name, stats]) => row(name, stats))
+  .join('\n')}
+
+Local workerd is not Cloudflare's network: R2, KV and Durable Object calls are local here, so these are the
+edge's own processing costs, not production round trips.
+`
+  await writeFile(join(values.out, 'edge.md'), markdown)
+  console.log(markdown)
+} finally {
+  await stack.stop()
+}
