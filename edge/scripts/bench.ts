@@ -38,6 +38,18 @@ const summary = (sample: number[]) => ({
 })
 const round = (ms: number) => Math.round(ms * 100) / 100
 
+/** A Markdown table with padded columns (as the formatter writes it). */
+function markdownTable(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows].map((row) => row.map(String))
+  const widths = header.map((_, column) =>
+    Math.max(3, ...cells.map((row) => row[column]?.length ?? 0)),
+  )
+  const line = (row: string[]) =>
+    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`
+  const [head = [], ...body] = cells
+  return [line(head), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join('\n')
+}
+
 async function timed(action: () => Promise<void>): Promise<number> {
   const started = performance.now()
   await action()
@@ -143,8 +155,17 @@ try {
   }
   await mkdir(values.out, { recursive: true })
   await writeFile(join(values.out, 'edge.json'), `${JSON.stringify(report, null, 2)}\n`)
-  const row = (name: string, stats: ReturnType<typeof summary>) =>
-    `| ${name} | ${stats.n} | ${stats.p50} | ${stats.p95} | ${stats.mean} |`
+  const table = (entries: Record<string, ReturnType<typeof summary>>) =>
+    markdownTable(
+      ['path', 'n', 'p50', 'p95', 'mean'],
+      Object.entries(entries).map(([name, stats]) => [
+        name,
+        stats.n,
+        stats.p50,
+        stats.p95,
+        stats.mean,
+      ]),
+    )
   const markdown = `# Edge latency (npm run bench:edge)
 
 Measured ${report.measuredAt} on ${report.machine.cpu} (${report.machine.cores} cores, Node ${report.machine.node},
@@ -153,22 +174,14 @@ Request: class 7, ${steps} steps, heavy encoder every 4 steps, guidance 2, one i
 
 ## Cache hit (no gpu-service work: all of it is the edge)
 
-| path | n | p50 | p95 | mean |
-| --- | --- | --- | --- | --- |
-${Object.entries(report.cacheHit)
-  .map(([name, stats]) => row(name, stats))
-  .join('\n')}
+${table(report.cacheHit)}
 
 ## Miss, relative to calling the gpu-service directly
 
 Each pair runs the same request shape with a new seed, first straight to the gpu-service, then through the
 edge; "added" is the per-pair difference.
 
-| path | n | p50 | p95 | mean |
-| --- | --- | --- | --- | --- |
-${Object.entries(report.miss)
-  .map(([name, stats]) => row(name, stats))
-  .join('\n')}
+${table(report.miss)}
 
 Local workerd is not Cloudflare's network: R2, KV and Durable Object calls are local here, so these are the
 edge's own processing costs, not production round trips.

@@ -245,8 +245,8 @@ export class GenerationJob extends DurableObject<Env> {
         this.#emit(this.#log.append('started', { attempt: state.attempts, modelId: event.modelId }))
         return
       case 'step': {
+        // Progress lives in memory and in the event log; a restart begins a new attempt at step 0 anyway.
         state.step += 1
-        this.#save()
         const { step, totalSteps, t, heavy, elapsedMs } = event
         this.#emit(this.#log.append('step', { step, totalSteps, t, heavy, elapsedMs }))
         return
