@@ -15,6 +15,8 @@ export interface LocalStack {
   apiKey: string
   /** The edge <-> gpu-service HMAC secret (for calling the gpu-service directly). */
   backendSecret: string
+  /** wrangler dev's --persist-to folder (the key script's --persist-to). */
+  statePath: string
   stop(): Promise<void>
 }
 
@@ -129,7 +131,14 @@ export async function startLocalStack(
       '--json',
     ])
     const { key } = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { key: string }
-    return { edgeUrl, backendUrl, apiKey: key, backendSecret: BACKEND_SECRET, stop }
+    return {
+      edgeUrl,
+      backendUrl,
+      apiKey: key,
+      backendSecret: BACKEND_SECRET,
+      statePath: state,
+      stop,
+    }
   } catch (error) {
     await stop()
     throw error

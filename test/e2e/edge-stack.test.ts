@@ -1,5 +1,7 @@
 // End to end on loopback: wrangler dev (the edge worker with local Durable Objects, R2 and KV) in front
 // of a real gpu-service running the committed models, with an API key made by the key script.
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { decode } from 'fast-png'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -96,5 +98,20 @@ describe('edge + gpu-service on loopback', () => {
     expect(((await again.json()) as { status: string }).status).toBe('succeeded')
     expect(await runsStarted()).toBe(before)
     expect(before).toBeGreaterThan(0)
+  })
+
+  it('refuses a key after `npm run keys -- revoke` on the same local state', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      'node_modules/tsx/dist/cli.mjs',
+      'edge/scripts/keys.ts',
+      'revoke',
+      '--name=local-stack',
+      `--persist-to=${stack.statePath}`,
+    ])
+    expect(stdout).toContain('revoked 1 key(s) named "local-stack"')
+    const refused = await fetch(`${stack.edgeUrl}/v1/generations/${'0'.repeat(64)}`, {
+      headers: { authorization: `Bearer ${stack.apiKey}` },
+    })
+    expect(refused.status).toBe(401)
   })
 })
