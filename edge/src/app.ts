@@ -5,6 +5,7 @@ import { cors } from 'hono/cors'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import { secureHeaders } from 'hono/secure-headers'
+import { generationEventSchemas } from '../../shared/generation-api.ts'
 import { readConfig } from './env.ts'
 import type { AppEnv } from './http/app-env.ts'
 import { ApiError, PROBLEM_TYPES, problemResponse } from './http/problem.ts'
@@ -59,6 +60,10 @@ app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
   scheme: 'bearer',
   description: 'An API key created with `npm run keys -- create`.',
 })
+// The SSE stream's event payloads, by event name (`QueuedEvent`, `StepEvent`, ...).
+for (const [name, schema] of Object.entries(generationEventSchemas)) {
+  app.openAPIRegistry.register(`${name[0]?.toUpperCase()}${name.slice(1)}Event`, schema)
+}
 app.doc31('/openapi.json', { openapi: '3.1.0', info: OPENAPI_INFO })
 app.get('/docs', (c) => {
   c.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")

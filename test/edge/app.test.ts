@@ -33,6 +33,13 @@ describe('GET /openapi.json', () => {
       '/v1/models',
       '/v1/results/{name}',
     ])
+    expect(Object.keys(document.components.schemas.StepEvent?.properties ?? {})).toEqual([
+      'step',
+      'totalSteps',
+      't',
+      'heavy',
+      'elapsedMs',
+    ])
     expect(Object.keys(document.components.schemas.GenerationRequest?.properties ?? {})).toEqual([
       'class',
       'count',
