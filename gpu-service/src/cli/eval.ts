@@ -135,6 +135,7 @@ async function main(argv: string[]): Promise<void> {
       guidance,
       batch: args.batch,
     }
+    const evalStarted = performance.now()
     const scores = await measureClaim(
       pair.models,
       manifest,
@@ -159,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
       modelId: manifest.modelId,
       date: new Date().toISOString(),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, onnxruntime-node ${session.device}`,
+      seconds: (performance.now() - evalStarted) / 1000,
       command: `npm run eval -- ${argv.join(' ')}`.trim(),
       settings,
       classifierTestAccuracy,

@@ -22,7 +22,13 @@ export interface SeedScore {
   classAccuracy: number
   fd: number
   macsPerImage: number
+  /**
+   * Median over sampler calls of (call wall time / images in the call). The median, not the total, so a
+   * burst of other work on the machine during a few calls does not decide the cost comparison.
+   */
   wallMsPerImage: number
+  /** Total sampler wall time / images, for reference (sensitive to other load on the machine). */
+  totalWallMsPerImage: number
   heavyCallsPerImage: number
 }
 
@@ -75,6 +81,7 @@ export async function measureClaim<Features>(
       const images = new Float32Array(perSetting * pixels)
       const labels = new Uint8Array(perSetting)
       let wallMs = 0
+      const callMsPerImage: number[] = []
       let macs = 0
       let heavyCalls = 0
       let filled = 0
@@ -92,6 +99,7 @@ export async function measureClaim<Features>(
           images.set(result.images, filled * pixels)
           labels.fill(classIndex, filled, filled + count)
           wallMs += result.wallMs
+          callMsPerImage.push(result.wallMs / count)
           macs += result.macs
           heavyCalls += result.heavyCalls * count
           filled += count
@@ -114,7 +122,8 @@ export async function measureClaim<Features>(
         classAccuracy: correct / perSetting,
         fd: frechetDistance(gaussianStats(features, featureDim), reference),
         macsPerImage: macs / perSetting,
-        wallMsPerImage: wallMs / perSetting,
+        wallMsPerImage: median(callMsPerImage),
+        totalWallMsPerImage: wallMs / perSetting,
         heavyCallsPerImage: heavyCalls / perSetting,
       }
       interval.seeds.push(score)
@@ -128,6 +137,14 @@ export async function measureClaim<Features>(
     }
   }
   return scores
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
 }
 
 export interface Summary {

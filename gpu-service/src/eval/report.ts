@@ -5,6 +5,8 @@ export interface EvalReport {
   modelId: string
   date: string
   machine: string
+  /** Wall-clock length of the whole evaluation. */
+  seconds: number
   command: string
   settings: ClaimSettings
   classifierTestAccuracy: number
@@ -65,7 +67,8 @@ ${settings.steps} ancestral steps, guidance ${settings.guidance}, ${perSetting} 
 (${settings.samplesPerClass} per class), seeds ${settings.seeds.join(', ')}; mean ± std over seeds. Class
 accuracy and FD use the evaluator classifier (test accuracy ${percent(report.classifierTestAccuracy)}); FD is
 against the 10,000 test images in its ${report.featureDim}-d feature space. ${perSetting} real training images score FD
-${report.realFd.toFixed(2)}, the floor for a set of this size. MACs count both networks, guidance rows included.
+${report.realFd.toFixed(2)}, the floor for a set of this size. MACs count both networks, guidance rows included. Wall time per image is the median over sampler calls
+(${settings.batch} images each) of call time / images, mean ± std over seeds; the run took ${(report.seconds / 60).toFixed(0)} minutes.
 
 | heavy every K | class accuracy | FD | GMACs / image | wall ms / image |
 | ---: | ---: | ---: | ---: | ---: |
