@@ -2,24 +2,24 @@
 // off, and the latency of a 50-step K=4 run, measured through the real HTTP service on loopback. Writes
 // docs/bench/gpu-service.json and .md and prints the table. A script, not a test: the numbers depend on
 // the machine and on what else runs on it (the load average is recorded with them).
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
 import { readManifest } from '../onnx/model-pair.ts'
 import { parseServiceConfig } from '../service/config.ts'
-import { jsonLogger } from '../service/logger.ts'
-import { startService } from '../service/start.ts'
 import { type RunClient, readRunEvents, signedFetch } from './run-client.ts'
 
 const USAGE = `Usage: npm run bench -- [options]
 
   --concurrency <list>  concurrent clients, e.g. 1,4,16 (default 1,4,16)
-  --runs <n>            runs per setting, at least 2 per client (default 20)
+  --runs <n>            runs per setting and repeat, at least 2 per client (default 16)
+  --repeats <n>         measurements per setting, batching on and off alternating (default 2)
   --steps <n>           sampler steps per run (default: manifest recommended)
   --out <dir>           where gpu-service.json and gpu-service.md go (default docs/bench)`
 
@@ -29,7 +29,8 @@ const list = z
   .pipe(z.array(z.number().int().min(1).max(64)).min(1))
 const argsSchema = z.object({
   concurrency: list.default([1, 4, 16]),
-  runs: z.coerce.number().int().min(1).default(20),
+  runs: z.coerce.number().int().min(1).default(16),
+  repeats: z.coerce.number().int().min(1).default(2),
   steps: z.coerce.number().int().min(1).max(1000).optional(),
   out: z.string().default('docs/bench'),
   help: z.boolean().default(false),
@@ -42,6 +43,8 @@ interface Setting {
   images: number
   wallSeconds: number
   imagesPerSecond: number
+  /** Each repeat on its own, to show the spread. */
+  repeatImagesPerSecond: number[]
   /** Client-side, from POST to the result event. */
   latencyMs: { p50: number; p95: number; max: number }
   /** Server-side means: queue wait and first step to result. */
@@ -72,16 +75,23 @@ async function runOnce(client: RunClient, request: RunRequest) {
   throw new Error('the stream ended without a result')
 }
 
+type RunTiming = Awaited<ReturnType<typeof runOnce>>
+
+/** One measurement: the runs' timings and the wall time they took together. */
+interface Sample {
+  results: RunTiming[]
+  wallSeconds: number
+}
+
 /** `runs` runs spread over `concurrency` clients, each sending its next run when the last one ends. */
 async function measure(
   client: RunClient,
   request: RunRequest,
-  batching: boolean,
   concurrency: number,
   runs: number,
-): Promise<Setting> {
+): Promise<Sample> {
   let next = 0
-  const results: Awaited<ReturnType<typeof runOnce>>[] = []
+  const results: RunTiming[] = []
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async (_, clientIndex) => {
@@ -93,17 +103,27 @@ async function measure(
       }
     }),
   )
-  const wallSeconds = (performance.now() - started) / 1000
+  return { results, wallSeconds: (performance.now() - started) / 1000 }
+}
+
+/** Pools the repeats of one setting: images over total wall time, latency percentiles over all runs. */
+function summarize(batching: boolean, concurrency: number, samples: Sample[]): Setting {
+  const results = samples.flatMap((sample) => sample.results)
+  const wallSeconds = samples.reduce((sum, sample) => sum + sample.wallSeconds, 0)
   const latencies = results.map((result) => result.latencyMs).sort((a, b) => a - b)
   const images = results.reduce((sum, result) => sum + result.images, 0)
   const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length
   return {
     batching,
     concurrency,
-    runs,
+    runs: results.length,
     images,
     wallSeconds,
     imagesPerSecond: images / wallSeconds,
+    repeatImagesPerSecond: samples.map(
+      (sample) =>
+        sample.results.reduce((sum, result) => sum + result.images, 0) / sample.wallSeconds,
+    ),
     latencyMs: {
       p50: percentile(latencies, 50),
       p95: percentile(latencies, 95),
@@ -111,6 +131,43 @@ async function measure(
     },
     meanQueueMs: mean(results.map((result) => result.queueMs)),
     meanRunMs: mean(results.map((result) => result.wallMs)),
+  }
+}
+
+/**
+ * Runs `measure` against a fresh `npm run gpu-service` process (own ONNX sessions and thread pools: two
+ * services in one process were measured to slow each other unevenly), stopped with SIGTERM afterwards.
+ */
+async function withServiceProcess<T>(
+  batching: boolean,
+  secret: string,
+  measure: (client: RunClient) => Promise<T>,
+): Promise<T> {
+  const child = spawn(process.execPath, ['gpu-service/src/service/main.ts'], {
+    env: {
+      ...process.env,
+      PORT: '0',
+      DUALRATE_HMAC_SECRET: secret,
+      DUALRATE_BATCHING: batching ? 'on' : 'off',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let listening = ''
+      // Read every log line (an unread pipe would block the service); the url comes before ready.
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const entry = JSON.parse(line) as { msg: string; url?: string }
+        if (entry.msg === 'listening') listening = entry.url ?? ''
+        if (entry.msg === 'ready') resolve(listening)
+      })
+      void exited.then((code) => reject(new Error(`gpu-service exited with ${code} before ready`)))
+    })
+    return await measure({ baseUrl: url, secret })
+  } finally {
+    child.kill('SIGTERM')
+    await exited
   }
 }
 
@@ -128,6 +185,7 @@ function renderMarkdown(report: {
   const rows = report.settings.map(
     (s) =>
       `| ${s.batching ? 'on' : 'off'} | ${s.concurrency} | ${s.runs} | ${s.imagesPerSecond.toFixed(2)} | ` +
+      `${s.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')} | ` +
       `${s.latencyMs.p50.toFixed(0)} | ${s.latencyMs.p95.toFixed(0)} | ${s.meanQueueMs.toFixed(0)} | ` +
       `${s.meanRunMs.toFixed(0)} |`,
   )
@@ -139,10 +197,13 @@ after: ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(', ')}.
 
 Each run: ${request.count} image, ${request.steps} steps, heavy encoder every ${heavyEvery} steps, guidance
 ${request.guidance} (two model rows per image), through POST /v1/runs on loopback with signed requests.
-Each client sends its next run when its last one ends. Latency is client-side, POST to result.
+Each client sends its next run when its last one ends. Each measurement gets a fresh
+\`npm run gpu-service\` process (batching on or off); the modes alternate over the repeats, which are
+pooled. Latency is client-side, POST to
+result.
 
-| batching | concurrency | runs | images/s | p50 ms | p95 ms | mean queue ms | mean run ms |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| batching | concurrency | runs | images/s | per repeat | p50 ms | p95 ms | mean queue ms | mean run ms |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 `
 }
@@ -153,6 +214,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       concurrency: { type: 'string' },
       runs: { type: 'string' },
+      repeats: { type: 'string' },
       steps: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -185,25 +247,31 @@ async function main(argv: string[]): Promise<void> {
   const secret = randomBytes(32).toString('hex')
   const loadAverageBefore = loadavg()
   const settings: Setting[] = []
-  for (const batching of [true, false]) {
-    const config = { ...env, scheduler: { ...env.scheduler, batching } }
-    const service = await startService(config, { logger: jsonLogger(() => {}), hmacSecret: secret })
-    try {
-      await service.ready
-      const client = { baseUrl: service.url, secret }
-      await runOnce(client, request)
-      for (const concurrency of args.concurrency) {
-        const runs = Math.max(args.runs, 2 * concurrency)
-        const setting = await measure(client, request, batching, concurrency, runs)
-        settings.push(setting)
-        console.log(
-          `batching ${batching ? 'on ' : 'off'}  concurrency ${String(concurrency).padStart(2)}: ` +
-            `${setting.imagesPerSecond.toFixed(2)} images/s, p50 ${setting.latencyMs.p50.toFixed(0)} ms, ` +
-            `p95 ${setting.latencyMs.p95.toFixed(0)} ms`,
-        )
+  const modes = [true, false]
+  for (const concurrency of args.concurrency) {
+    const runs = Math.max(args.runs, 2 * concurrency)
+    const samples: Sample[][] = modes.map(() => [])
+    // Modes alternate, so drift in the machine's other load touches both alike.
+    for (let repeat = 0; repeat < args.repeats; repeat++) {
+      const order = repeat % 2 === 0 ? [0, 1] : [1, 0]
+      for (const mode of order) {
+        const sample = await withServiceProcess(modes[mode] as boolean, secret, async (client) => {
+          // Warm-up at the same concurrency: first calls of each batch shape and the JIT.
+          await measure(client, request, concurrency, concurrency)
+          return measure(client, request, concurrency, runs)
+        })
+        samples[mode]?.push(sample)
       }
-    } finally {
-      await service.shutdown(0)
+    }
+    for (const [mode, batching] of modes.entries()) {
+      const setting = summarize(batching, concurrency, samples[mode] as Sample[])
+      settings.push(setting)
+      console.log(
+        `batching ${batching ? 'on ' : 'off'}  concurrency ${String(concurrency).padStart(2)}: ` +
+          `${setting.imagesPerSecond.toFixed(2)} images/s ` +
+          `(${setting.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')}), ` +
+          `p50 ${setting.latencyMs.p50.toFixed(0)} ms, p95 ${setting.latencyMs.p95.toFixed(0)} ms`,
+      )
     }
   }
   const report = {
@@ -214,7 +282,8 @@ async function main(argv: string[]): Promise<void> {
       (env.session.intraOpThreads ? `, ${env.session.intraOpThreads} intra-op threads` : ''),
     command: `npm run bench -- ${argv.join(' ')}`.trim(),
     request,
-    limits: env.scheduler,
+    // Batching is what the settings vary; the other limits are the service's defaults or environment.
+    limits: { ...env.scheduler, batching: 'varied' },
     loadAverageBefore,
     loadAverageAfter: loadavg(),
     settings,
@@ -228,6 +297,8 @@ async function main(argv: string[]): Promise<void> {
     'node_modules/@biomejs/biome/bin/biome',
     'format',
     '--write',
+    // Also outside the repository (--out /tmp/...), where biome cannot apply .gitignore.
+    '--vcs-use-ignore-file=false',
     ...files,
   ])
   console.log(`\n${await readFile(files[1] as string, 'utf8')}`)
