@@ -195,12 +195,11 @@ ${report.date}, \`${report.command}\`, on ${report.machine}.
 Load average (1, 5, 15 min) before: ${report.loadAverageBefore.map((v) => v.toFixed(2)).join(', ')};
 after: ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(', ')}.
 
-Each run: ${request.count} image, ${request.steps} steps, heavy encoder every ${heavyEvery} steps, guidance
-${request.guidance} (two model rows per image), through POST /v1/runs on loopback with signed requests.
+Each run: ${request.count} image, ${request.steps} steps, heavy encoder every ${heavyEvery} steps,
+guidance ${request.guidance} (two model rows per image), through POST /v1/runs on loopback, signed.
 Each client sends its next run when its last one ends. Each measurement gets a fresh
-\`npm run gpu-service\` process (batching on or off); the modes alternate over the repeats, which are
-pooled. Latency is client-side, POST to
-result.
+\`npm run gpu-service\` process (batching on or off), warmed up at the same concurrency; the modes
+alternate over the repeats, which are pooled. Latency is client-side, POST to result.
 
 | batching | concurrency | runs | images/s | per repeat | p50 ms | p95 ms | mean queue ms | mean run ms |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
