@@ -150,6 +150,16 @@ export const modelSchema = z
       maxGuidance: z.number(),
       maxSeed: z.number().int(),
     }),
+    cost: z
+      .strictObject({
+        heavyMacsPerRow: z.number().nonnegative(),
+        lightMacsPerRow: z.number().nonnegative(),
+      })
+      .meta({
+        description:
+          'Multiply-accumulates of one image row in one heavy or light model call. A guided image ' +
+          '(guidance other than 1) is two rows; a run costs rows x (heavy calls x heavy + steps x light).',
+      }),
   })
   .meta({ id: 'Model' })
 export const modelListSchema = z

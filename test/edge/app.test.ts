@@ -12,6 +12,7 @@ describe('GET /v1/models', () => {
       image: { channels: 1, height: 28, width: 28 },
       defaults: { count: 1, steps: 50, heavySchedule: { every: 4 }, guidance: 2, previewEvery: 0 },
       limits: { maxCount: 64, maxSteps: 1000, maxGuidance: 20 },
+      cost: { heavyMacsPerRow: 320_578_880, lightMacsPerRow: 17_654_528 },
     })
     expect((data[0]?.classes as unknown[] | undefined)?.[7]).toEqual({ index: 7, name: 'Sneaker' })
   })

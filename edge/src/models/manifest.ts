@@ -27,4 +27,8 @@ export const model: Model = {
     maxGuidance: MAX_GUIDANCE,
     maxSeed: MAX_SEED,
   },
+  cost: {
+    heavyMacsPerRow: manifest.models.heavy.macsPerCall,
+    lightMacsPerRow: manifest.models.light.macsPerCall,
+  },
 }
