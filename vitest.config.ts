@@ -11,7 +11,11 @@ export default defineConfig({
         test: {
           name: 'node',
           environment: 'node',
-          include: ['test/shared/**/*.test.ts', 'test/gpu-service/**/*.test.ts'],
+          include: [
+            'test/shared/**/*.test.ts',
+            'test/client/**/*.test.ts',
+            'test/gpu-service/**/*.test.ts',
+          ],
           testTimeout: 30_000,
         },
       },

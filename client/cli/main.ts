@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// `dual-rate`: the command-line client of the public API (package.json `bin`; `npx dual-rate ...` in this
+// repository). generate / status / cancel / models; the API and key come from flags, the environment or
+// the `.dev/local.json` that `npm start` writes.
+import { parseArgs } from 'node:util'
+import type { Generation, GenerationRequest } from '../../shared/generation-api.ts'
+import { ApiClient } from '../api-client.ts'
+import { formatDuration, formatMacs } from '../run-cost.ts'
+import { type Connection, resolveConnection } from './connection.ts'
+import { generate } from './generate.ts'
+import { describeError, EXIT, UsageError } from './report-error.ts'
+
+const USAGE = `usage: dual-rate <command> [options]
+
+commands:
+  generate --class NAME|INDEX [--steps N] [--heavy-every K] [--guidance W] [--seed S]
+           [--count N] [-o FILE]      run a generation with a progress bar, write the PNG
+  status ID                           a generation's status, progress and result URLs
+  cancel ID                           cancel a generation (stops the GPU work)
+  models                              the model, its classes, defaults, limits and costs
+
+options:
+  --api-base URL   the API (default: DUALRATE_API_BASE, then .dev/local.json from \`npm start\`)
+  --api-key KEY    the API key (default: DUALRATE_API_KEY, then .dev/local.json)
+  -h, --help       this text
+
+Ctrl-C during generate cancels the job on the server.`
+
+const options = {
+  'api-base': { type: 'string' },
+  'api-key': { type: 'string' },
+  class: { type: 'string' },
+  steps: { type: 'string' },
+  'heavy-every': { type: 'string' },
+  guidance: { type: 'string' },
+  seed: { type: 'string' },
+  count: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv)
+  const [command, ...rest] = positionals
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${USAGE}\n`)
+    return command === undefined && !values.help ? EXIT.usage : EXIT.ok
+  }
+  const connection = await resolveConnection({
+    apiBase: values['api-base'],
+    apiKey: values['api-key'],
+  })
+  const api = new ApiClient(connection)
+  connectionForErrors = connection
+  switch (command) {
+    case 'generate':
+      return withInterrupt((interrupt) =>
+        generate(
+          api,
+          { request: generationRequest(values), output: values.output },
+          { stdout: process.stdout, stderr: process.stderr, interrupt },
+        ),
+      )
+    case 'status':
+      printGeneration(await api.getGeneration(requireId(rest, 'status')))
+      return EXIT.ok
+    case 'cancel':
+      printGeneration(await api.cancelGeneration(requireId(rest, 'cancel')))
+      return EXIT.ok
+    case 'models':
+      for (const model of await api.listModels()) printModel(model)
+      return EXIT.ok
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
+  }
+}
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true })
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`)
+  }
+}
+
+/** The request body from the flags; ranges are left to the API, which answers with every bad field. */
+function generationRequest(values: Record<string, string | boolean | undefined>) {
+  const text = (name: string) => values[name] as string | undefined
+  const className = text('class')
+  if (!className)
+    throw new UsageError('generate needs --class (a class name or index; see `models`)')
+  const number = (name: string): number | undefined => {
+    const value = text(name)
+    if (value === undefined) return undefined
+    const parsed = Number(value)
+    if (value.trim() === '' || !Number.isFinite(parsed)) {
+      throw new UsageError(`--${name} must be a number, not ${JSON.stringify(value)}`)
+    }
+    return parsed
+  }
+  const request: GenerationRequest = {
+    class: /^\d+$/.test(className) ? Number(className) : className,
+  }
+  const heavyEvery = number('heavy-every')
+  const fields = {
+    steps: number('steps'),
+    guidance: number('guidance'),
+    seed: number('seed'),
+    count: number('count'),
+    heavySchedule: heavyEvery === undefined ? undefined : { every: heavyEvery },
+  }
+  for (const [name, value] of Object.entries(fields)) {
+    if (value !== undefined) Object.assign(request, { [name]: value })
+  }
+  return request
+}
+
+function requireId(rest: string[], command: string): string {
+  const [id] = rest
+  if (!id) throw new UsageError(`${command} needs a generation id: dual-rate ${command} ID`)
+  return id
+}
+
+function printGeneration(generation: Generation): void {
+  const { request, progress, timings } = generation
+  const lines = [
+    `id        ${generation.id}`,
+    `status    ${generation.status}`,
+    `progress  ${progress.step}/${progress.totalSteps} steps (${progress.attempts} backend attempt(s))`,
+    `request   ${request.className}, ${request.count} image(s), ${request.steps} steps, heavy ${JSON.stringify(request.heavySchedule)}, guidance ${request.guidance}, seed ${request.seed}`,
+  ]
+  if (timings) {
+    lines.push(
+      `timings   ${timings.heavyCalls} heavy + ${timings.lightCalls} light calls, ${formatMacs(timings.macs)}, ${formatDuration(timings.wallMs)}`,
+    )
+  }
+  if (generation.error) {
+    lines.push(
+      `error     ${generation.error.title}${generation.error.detail ? `: ${generation.error.detail}` : ''}`,
+    )
+  }
+  for (const url of generation.urls.images ?? []) lines.push(`image     ${url}`)
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+function printModel(model: Awaited<ReturnType<ApiClient['listModels']>>[number]): void {
+  const { defaults, limits, cost } = model
+  const schedule = 'every' in defaults.heavySchedule ? defaults.heavySchedule.every : '(list)'
+  process.stdout.write(
+    `${[
+      `model     ${model.id} (${model.image.width}x${model.image.height}, ${model.image.channels} channel)`,
+      `classes   ${model.classes.map((entry) => `${entry.index} ${entry.name}`).join(', ')}`,
+      `defaults  ${defaults.steps} steps, heavy every ${schedule}, guidance ${defaults.guidance}`,
+      `limits    count <= ${limits.maxCount}, steps <= ${limits.maxSteps}, guidance <= ${limits.maxGuidance}`,
+      `cost      heavy ${formatMacs(cost.heavyMacsPerRow)}, light ${formatMacs(cost.lightMacsPerRow)} per image row and call`,
+    ].join('\n')}\n`,
+  )
+}
+
+/** Runs `action` with a signal that the first Ctrl-C aborts; a second Ctrl-C exits at once. */
+async function withInterrupt(action: (interrupt: AbortSignal) => Promise<number>): Promise<number> {
+  const controller = new AbortController()
+  const onInterrupt = () => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted)
+    controller.abort()
+  }
+  process.on('SIGINT', onInterrupt)
+  try {
+    return await action(controller.signal)
+  } finally {
+    process.off('SIGINT', onInterrupt)
+  }
+}
+
+let connectionForErrors: Connection | undefined
+
+try {
+  process.exitCode = await main(process.argv.slice(2))
+} catch (error) {
+  const { lines, exitCode } = describeError(error, connectionForErrors?.apiBase)
+  process.stderr.write(`${lines.join('\n')}\n`)
+  process.exitCode = exitCode
+}

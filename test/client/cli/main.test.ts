@@ -1,0 +1,193 @@
+// The `dual-rate` bin as a user runs it: a child process talking to the fake API on loopback.
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { freePort } from '../../../edge/scripts/local-stack.ts'
+import {
+  FAKE_API_KEY,
+  type FakeApi,
+  type FakeApiOptions,
+  JOB_ID,
+  startFakeApi,
+  TINY_PNG,
+} from '../helpers/fake-api.ts'
+
+let api: FakeApi | undefined
+let dir: string
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dualrate-cli-'))
+})
+afterEach(async () => {
+  await api?.close()
+  api = undefined
+  await rm(dir, { recursive: true, force: true })
+})
+
+interface Finished {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ['client/cli/main.ts', ...args], {
+    // No .dev/local.json of the developer's: an empty dev dir.
+    env: { ...process.env, DUALRATE_DEV_DIR: dir, NO_COLOR: '1', ...env },
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => (stdout += chunk))
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const finished = new Promise<Finished>((resolve) =>
+    child.once('close', (code) => resolve({ code, stdout, stderr })),
+  )
+  return { child, finished }
+}
+
+async function withApi(options: FakeApiOptions = {}) {
+  api = await startFakeApi(options)
+  return { DUALRATE_API_BASE: api.url, DUALRATE_API_KEY: FAKE_API_KEY }
+}
+
+describe('dual-rate generate', () => {
+  it('writes the PNG, prints the cached result URL, and reports progress and cost on stderr', async () => {
+    const env = await withApi({ steps: 8, heavyEvery: 4 })
+    const output = join(dir, 'sneaker.png')
+    const args = [
+      'generate',
+      '--class',
+      'Sneaker',
+      '--heavy-every',
+      '4',
+      '--seed',
+      '7',
+      '-o',
+      output,
+    ]
+    const { code, stdout, stderr } = await cli(args, env).finished
+    expect(code).toBe(0)
+    expect(stdout).toBe(`${api?.url}/v1/results/${JOB_ID}.png\n`)
+    expect(await readFile(output)).toEqual(TINY_PNG)
+    expect(stderr).toContain('Sneaker #7: 8 steps, heavy every 4, guidance 2, seed 7')
+    expect(stderr).toMatch(/8\/8 steps \| heavy encoder 2x/)
+    expect(stderr).toContain(`wrote ${output}`)
+    expect(stderr).toMatch(/cost: 2 heavy \+ 8 light calls, .* \(\d+ % of heavy-every-step's /)
+    const body = JSON.parse(api?.requests.find((r) => r.method === 'POST')?.body ?? '')
+    expect(body).toEqual({
+      class: 'Sneaker',
+      heavySchedule: { every: 4 },
+      seed: 7,
+      previewEvery: 0,
+    })
+  })
+
+  it('says when the result came from cache', async () => {
+    const env = await withApi({ cached: true })
+    const { code, stderr } = await cli(['generate', '--class', '7', '-o', join(dir, 'x.png')], env)
+      .finished
+    expect(code).toBe(0)
+    expect(stderr).toContain('served from cache: no GPU work')
+  })
+
+  it('cancels the job on the server on Ctrl-C and exits 130', async () => {
+    const env = await withApi({ steps: 400, stepDelayMs: 25 })
+    const run = cli(['generate', '--class', 'Sneaker', '-o', join(dir, 'x.png')], env)
+    await until(() => api?.requests.some((request) => request.path.endsWith('/events')) ?? false)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    run.child.kill('SIGINT')
+    const { code, stderr } = await run.finished
+    expect(code).toBe(130)
+    expect(api?.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: `/v1/generations/${JOB_ID}/cancel`,
+    })
+    expect(stderr).toMatch(/canceled after \d+ of 400 steps \(status canceled\)/)
+  })
+
+  it('prints an API error as its problem title, detail and fields, without a stack trace', async () => {
+    const env = await withApi({
+      createProblem: {
+        type: 'https://dual-rate.dev/problems/validation',
+        status: 400,
+        title: 'Invalid request',
+        detail: '1 invalid field',
+        errors: [{ field: 'steps', message: 'Too big: expected number to be <=1000' }],
+      },
+    })
+    const { code, stdout, stderr } = await cli(
+      ['generate', '--class', 'Sneaker', '--steps', '5000'],
+      env,
+    ).finished
+    expect(code).toBe(1)
+    expect(stdout).toBe('')
+    expect(stderr).toBe(
+      'error: Invalid request (HTTP 400)\n  1 invalid field\n' +
+        '  - steps: Too big: expected number to be <=1000\n',
+    )
+  })
+
+  it('explains a missing or wrong key', async () => {
+    const env = await withApi()
+    const { code, stderr } = await cli(['generate', '--class', 'Sneaker'], {
+      ...env,
+      DUALRATE_API_KEY: 'dr_wrong',
+    }).finished
+    expect(code).toBe(1)
+    expect(stderr).toBe(
+      'error: Unauthorized (HTTP 401)\n' +
+        '  Pass --api-key, set DUALRATE_API_KEY, or use the key `npm start` printed.\n',
+    )
+  })
+
+  it('says when the API cannot be reached', async () => {
+    const port = await freePort()
+    const { code, stderr } = await cli(['models', '--api-base', `http://127.0.0.1:${port}`])
+      .finished
+    expect(code).toBe(1)
+    expect(stderr).toBe(
+      `error: cannot reach the API at http://127.0.0.1:${port} (ECONNREFUSED)\n` +
+        '  Is the stack running? Start it with `npm start`, or pass --api-base.\n',
+    )
+  })
+
+  it('rejects a missing class or a non-numeric option with exit status 64', async () => {
+    const env = await withApi()
+    const missing = await cli(['generate'], env).finished
+    expect(missing.code).toBe(64)
+    expect(missing.stderr).toBe(
+      'error: generate needs --class (a class name or index; see `models`)\n',
+    )
+    const notNumber = await cli(['generate', '--class', '7', '--seed', 'seven'], env).finished
+    expect(notNumber.stderr).toBe('error: --seed must be a number, not "seven"\n')
+    expect(api?.requests.filter((request) => request.method === 'POST')).toEqual([])
+  })
+})
+
+describe('dual-rate models, status, cancel', () => {
+  it('lists the model, its classes and per-call costs', async () => {
+    const env = await withApi()
+    const { code, stdout } = await cli(['models'], env).finished
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^classes {3}0 T-shirt\/top, 1 Trouser, .*7 Sneaker/m)
+    expect(stdout).toMatch(/^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call$/m)
+  })
+
+  it('shows a generation and cancels it', async () => {
+    const env = await withApi()
+    const status = await cli(['status', JOB_ID], env).finished
+    expect(status.stdout).toMatch(/^status {4}running$/m)
+    const canceled = await cli(['cancel', JOB_ID], env).finished
+    expect(canceled.code).toBe(0)
+    expect(canceled.stdout).toMatch(/^status {4}canceled$/m)
+  })
+})
+
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
