@@ -1,0 +1,168 @@
+// `npm start`: the whole system on this machine. The gpu-service on CPU with the committed models and the
+// edge under `wrangler dev` (local Durable Objects, R2 and KV in .wrangler/state), sharing a generated
+// HMAC secret (.dev/hmac-secret); a local API key in that KV, kept across restarts in .dev/local.json
+// with the API base, so the CLI and tests find the stack. Both processes' logs are prefixed; Ctrl-C
+// stops both. Options: --edge-port (8787), --gpu-service-port (8788), --state (.wrangler/state, the
+// folder `npm run keys` uses by default); DUALRATE_DEV_DIR moves .dev.
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs, styleText } from 'node:util'
+import {
+  devDir,
+  LOCAL_STACK_FILE,
+  type LocalStackFile,
+  readLocalStackFile,
+} from '../../client/cli/connection.ts'
+import {
+  type LocalStack,
+  PortInUseError,
+  type StackProcess,
+  startLocalStack,
+} from './local-stack.ts'
+
+const { values } = parseArgs({
+  options: {
+    'edge-port': { type: 'string', default: '8787' },
+    'gpu-service-port': { type: 'string', default: '8788' },
+    state: { type: 'string', default: '.wrangler/state' },
+  },
+})
+const edgePort = port(values['edge-port'], '--edge-port')
+const backendPort = port(values['gpu-service-port'], '--gpu-service-port')
+const colors = process.stdout.isTTY && !process.env.NO_COLOR
+const paint = (color: Parameters<typeof styleText>[0], text: string) =>
+  colors ? styleText(color, text) : text
+
+function port(text: string, flag: string): number {
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 1 || value > 65_535) {
+    console.error(`npm start: ${flag} must be a port number (1-65535), not ${JSON.stringify(text)}`)
+    process.exit(64)
+  }
+  return value
+}
+
+const PREFIX: Record<StackProcess, string> = {
+  'gpu-service': paint('cyan', 'gpu-service │'),
+  edge: paint('magenta', 'edge        │'),
+}
+
+/** One log line, prefixed; the gpu-service's JSON lines become `time level message key=value`. */
+function printLog(source: StackProcess, line: string): void {
+  if (line.trim() === '') return
+  console.log(`${PREFIX[source]} ${source === 'gpu-service' ? readableJson(line) : line}`)
+}
+
+function readableJson(line: string): string {
+  let entry: Record<string, unknown>
+  try {
+    entry = JSON.parse(line)
+  } catch {
+    return line
+  }
+  if (typeof entry !== 'object' || entry === null || typeof entry.msg !== 'string') return line
+  const { time, level, msg, ...fields } = entry
+  const clock = typeof time === 'string' ? time.slice(11, 19) : ''
+  const levelText = String(level ?? 'info').padEnd(5)
+  const painted =
+    level === 'error'
+      ? paint('red', levelText)
+      : level === 'warn'
+        ? paint('yellow', levelText)
+        : levelText
+  const rest = Object.entries(fields)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+  return [clock, painted, msg, ...rest].filter(Boolean).join(' ')
+}
+
+function banner(stack: LocalStack, localFile: string): string {
+  const request = JSON.stringify({ class: 'Sneaker', heavySchedule: { every: 4 }, seed: 7 })
+  const keyNote = stack.reusedApiKey ? 'kept from the last start' : 'new'
+  return [
+    '',
+    paint('bold', 'Dual-Rate is running.'),
+    `  Playground   ${paint('underline', `${stack.edgeUrl}/`)}`,
+    `  API base     ${stack.edgeUrl}   (routes under /v1; reference ${stack.edgeUrl}/docs)`,
+    `  API key      ${stack.apiKey}   (${keyNote}; both saved in ${localFile})`,
+    `  gpu-service  ${stack.backendUrl}   (CPU, gpu-service/models)`,
+    '',
+    'Try it:',
+    `  curl -s ${stack.edgeUrl}/v1/generations -H "authorization: Bearer ${stack.apiKey}" \\`,
+    `    -H 'content-type: application/json' -H 'prefer: wait=60' -d '${request}'`,
+    '  npx dual-rate generate --class Sneaker --heavy-every 4 --seed 7 -o sneaker.png',
+    '',
+    'Ctrl-C stops both.',
+    '',
+  ].join('\n')
+}
+
+async function main(): Promise<number> {
+  const localFile = join(devDir(), LOCAL_STACK_FILE)
+  const apiBase = `http://127.0.0.1:${edgePort}`
+  const saved = await readLocalStackFile(localFile).catch(() => undefined)
+  const starting = new AbortController()
+  let stack: LocalStack | undefined
+  let stopRequested: (() => void) | undefined
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve
+  })
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (starting.signal.aborted) return
+    console.log(
+      `\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping the edge and the gpu-service…`,
+    )
+    starting.abort(new Error('interrupted'))
+    stopRequested?.()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+
+  console.log(
+    `Starting the gpu-service on :${backendPort} (CPU) and the edge on :${edgePort} (wrangler dev)…`,
+  )
+  try {
+    stack = await startLocalStack({
+      edgePort,
+      backendPort,
+      statePath: values.state,
+      keyName: 'local',
+      reuseApiKey: saved?.apiBase === apiBase ? saved.apiKey : undefined,
+      onLog: printLog,
+      edgeLogLevel: 'info',
+      // A quick Ctrl-C: in-flight local runs get 3 s, not the production 25 s.
+      backendEnv: { DUALRATE_DRAIN_GRACE_MS: '3000' },
+      signal: starting.signal,
+    })
+  } catch (error) {
+    if (starting.signal.aborted) return 130
+    if (error instanceof PortInUseError) {
+      const flag = error.owner === 'edge' ? '--edge-port' : '--gpu-service-port'
+      console.error(
+        `\nnpm start: ${error.message}.\n` +
+          `  Stop what listens there (see \`ss -ltnp 'sport = :${error.port}'\`), or choose another ` +
+          `port: npm start -- ${flag} ${error.port + 10}`,
+      )
+      return 1
+    }
+    console.error(`\nnpm start: ${error instanceof Error ? error.message : String(error)}`)
+    return 1
+  }
+
+  const local: LocalStackFile = { apiBase: stack.edgeUrl, apiKey: stack.apiKey }
+  await mkdir(devDir(), { recursive: true })
+  await writeFile(localFile, `${JSON.stringify(local, null, 2)}\n`, { mode: 0o600 })
+  await chmod(localFile, 0o600)
+  console.log(banner(stack, localFile))
+
+  const outcome = await Promise.race([stopped.then(() => null), stack.exited.then((exit) => exit)])
+  if (outcome) {
+    const how = outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.code}`
+    console.error(`\nnpm start: the ${outcome.source} exited (${how}); stopping the other one.`)
+  }
+  await stack.stop()
+  console.log('Stopped.')
+  return outcome ? 1 : 0
+}
+
+process.exit(await main())
