@@ -33,10 +33,7 @@ export async function generate(
 ): Promise<number> {
   const [model] = await api.listModels()
   // Not aborted by an interrupt: a job created while the user pressed Ctrl-C must still be cancelled.
-  const { cached, generation } = await api.createGeneration({
-    ...request,
-    previewEvery: request.previewEvery ?? 0,
-  })
+  const { cached, generation } = await api.createGeneration(request)
   const { id } = generation
   const label = `${generation.request.className} #${generation.request.seed}`
   const say = (line: string) => io.stderr.write(`${line}\n`)

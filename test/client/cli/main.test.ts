@@ -79,7 +79,6 @@ describe('dual-rate generate', () => {
       class: 'Sneaker',
       heavySchedule: { every: 4 },
       seed: 7,
-      previewEvery: 0,
     })
   })
 
