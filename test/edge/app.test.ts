@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import manifest from '../../gpu-service/models/manifest.json' with { type: 'json' }
 import { call } from './helpers/api.ts'
 
 describe('GET /v1/models', () => {
@@ -8,11 +9,21 @@ describe('GET /v1/models', () => {
     const { data } = (await response.json()) as { data: Record<string, unknown>[] }
     expect(data).toHaveLength(1)
     expect(data[0]).toMatchObject({
-      id: 'dualrate-547fb728e629',
+      id: manifest.modelId,
       image: { channels: 1, height: 28, width: 28 },
-      defaults: { count: 1, steps: 50, heavySchedule: { every: 4 }, guidance: 2, previewEvery: 0 },
+      // Defaults are what `npm run eval -- --record` measured best, so they follow the manifest.
+      defaults: {
+        count: 1,
+        steps: manifest.recommended.steps,
+        heavySchedule: { every: manifest.recommended.heavyEvery },
+        guidance: manifest.recommended.guidance,
+        previewEvery: 0,
+      },
       limits: { maxCount: 64, maxSteps: 1000, maxGuidance: 20 },
-      cost: { heavyMacsPerRow: 320_578_880, lightMacsPerRow: 17_654_528 },
+      cost: {
+        heavyMacsPerRow: manifest.models.heavy.macsPerCall,
+        lightMacsPerRow: manifest.models.light.macsPerCall,
+      },
     })
     expect((data[0]?.classes as unknown[] | undefined)?.[7]).toEqual({ index: 7, name: 'Sneaker' })
   })

@@ -29,6 +29,8 @@ describe('npm run sample', () => {
       '3',
       '--steps',
       '8',
+      '--heavy-every',
+      '4',
       '--out-dir',
       outDir,
     ])
