@@ -97,6 +97,11 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
         }
         yield event.data
         if (event.data.type === 'result' || event.data.type === 'error') return
+        // Back to the event loop between events. When the backend is ahead (fast CPU steps), every read
+        // resolves from the buffer as a microtask, and the job's Durable Object took no other call until
+        // the stream ended: a cancel waited for the whole run (measured under wrangler dev: 1.3 s, run
+        // finished; with this, 30 ms).
+        await new Promise((resolve) => setTimeout(resolve, 0))
       }
     } catch (error) {
       if (error instanceof BackendFailure || run.signal.aborted) throw error
