@@ -30,6 +30,19 @@ export default defineConfig({
         },
       },
       {
+        test: {
+          // One `npm start` (test/stack/global-setup.ts) shared by its files, which run one at a time
+          // since they read the gpu-service's counters: the CLI, the playground in Chromium, npm start.
+          name: 'stack',
+          environment: 'node',
+          include: ['test/stack/**/*.test.ts'],
+          globalSetup: ['test/stack/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
