@@ -56,7 +56,9 @@ export async function buildPlayground(outDir = PLAYGROUND_OUT_DIR): Promise<void
     )),
   ]
   await mkdir(outDir, { recursive: true })
-  await Promise.all(files.map(({ name, contents }) => replaceIfChanged(join(outDir, name), contents)))
+  await Promise.all(
+    files.map(({ name, contents }) => replaceIfChanged(join(outDir, name), contents)),
+  )
 }
 
 async function replaceIfChanged(path: string, contents: Uint8Array): Promise<void> {
