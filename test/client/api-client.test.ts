@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ApiClient, ApiProblemError, type GenerationEvent } from '../../client/api-client.ts'
 import { FAKE_API_KEY, type FakeApi, JOB_ID, startFakeApi } from './helpers/fake-api.ts'
+import { STEPS_TOO_BIG } from './helpers/run-cli.ts'
 
 let api: FakeApi | undefined
 afterEach(async () => {
@@ -52,13 +53,7 @@ describe('ApiClient', () => {
 
   it('throws the problem+json body of an error as ApiProblemError', async () => {
     api = await startFakeApi({
-      createProblem: {
-        type: 'https://dual-rate.dev/problems/validation',
-        status: 400,
-        title: 'Invalid request',
-        detail: '1 invalid field',
-        errors: [{ field: 'steps', message: 'Too big: expected number to be <=1000' }],
-      },
+      createProblem: STEPS_TOO_BIG,
     })
     const client = new ApiClient({ apiBase: api.url, apiKey: FAKE_API_KEY })
     const error = await client.createGeneration({ class: 7, steps: 5000 }).catch((e) => e)

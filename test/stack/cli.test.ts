@@ -1,10 +1,10 @@
 // The `dual-rate` CLI against the real stack, finding it through the local.json `npm start` wrote.
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decode } from 'fast-png'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { runCli } from '../client/helpers/run-cli.ts'
 
 const stack = inject('stack')
 let dir: string
@@ -15,19 +15,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-function cli(args: string[]) {
-  const child = spawn(process.execPath, ['client/cli/main.ts', ...args], {
-    env: { ...process.env, DUALRATE_DEV_DIR: stack.devDir, NO_COLOR: '1' },
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk) => (stdout += chunk))
-  child.stderr.on('data', (chunk) => (stderr += chunk))
-  const finished = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('close', (code) => resolve({ code, stdout, stderr })),
-  )
-  return { child, finished }
-}
+const cli = (args: string[]) => runCli(args, { devDir: stack.devDir })
 
 /** Sum of a counter's samples on the gpu-service's /metrics whose labels match. */
 async function metric(name: string, labels = ''): Promise<number> {
@@ -47,16 +35,7 @@ describe('dual-rate against the local stack', () => {
   it('generates a Sneaker: a 28x28 PNG on disk, its cached URL on stdout', async () => {
     const output = join(dir, 'sneaker.png')
     const { code, stdout, stderr } = await cli([
-      'generate',
-      '--class',
-      'Sneaker',
-      '--heavy-every',
-      '4',
-      '--seed',
-      '70',
-      '--steps',
-      '20',
-      '-o',
+      ...'generate --class Sneaker --heavy-every 4 --seed 70 --steps 20 -o'.split(' '),
       output,
     ]).finished
     expect(stderr).toMatch(/20\/20 steps \| heavy encoder 5x/)

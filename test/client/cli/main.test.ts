@@ -1,5 +1,4 @@
 // The `dual-rate` bin as a user runs it: a child process talking to the fake API on loopback.
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +12,7 @@ import {
   startFakeApi,
   TINY_PNG,
 } from '../helpers/fake-api.ts'
+import { runCli, STEPS_TOO_BIG } from '../helpers/run-cli.ts'
 
 let api: FakeApi | undefined
 let dir: string
@@ -25,26 +25,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-interface Finished {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function cli(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['client/cli/main.ts', ...args], {
-    // No .dev/local.json of the developer's: an empty dev dir.
-    env: { ...process.env, DUALRATE_DEV_DIR: dir, NO_COLOR: '1', ...env },
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk) => (stdout += chunk))
-  child.stderr.on('data', (chunk) => (stderr += chunk))
-  const finished = new Promise<Finished>((resolve) =>
-    child.once('close', (code) => resolve({ code, stdout, stderr })),
-  )
-  return { child, finished }
-}
+// No .dev/local.json of the developer's: an empty dev dir.
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { devDir: dir, env })
 
 async function withApi(options: FakeApiOptions = {}) {
   api = await startFakeApi(options)
@@ -55,17 +37,7 @@ describe('dual-rate generate', () => {
   it('writes the PNG, prints the cached result URL, and reports progress and cost on stderr', async () => {
     const env = await withApi({ steps: 8, heavyEvery: 4 })
     const output = join(dir, 'sneaker.png')
-    const args = [
-      'generate',
-      '--class',
-      'Sneaker',
-      '--heavy-every',
-      '4',
-      '--seed',
-      '7',
-      '-o',
-      output,
-    ]
+    const args = [...'generate --class Sneaker --heavy-every 4 --seed 7 -o'.split(' '), output]
     const { code, stdout, stderr } = await cli(args, env).finished
     expect(code).toBe(0)
     expect(stdout).toBe(`${api?.url}/v1/results/${JOB_ID}.png\n`)
@@ -107,13 +79,7 @@ describe('dual-rate generate', () => {
 
   it('prints an API error as its problem title, detail and fields, without a stack trace', async () => {
     const env = await withApi({
-      createProblem: {
-        type: 'https://dual-rate.dev/problems/validation',
-        status: 400,
-        title: 'Invalid request',
-        detail: '1 invalid field',
-        errors: [{ field: 'steps', message: 'Too big: expected number to be <=1000' }],
-      },
+      createProblem: STEPS_TOO_BIG,
     })
     const { code, stdout, stderr } = await cli(
       ['generate', '--class', 'Sneaker', '--steps', '5000'],
