@@ -20,6 +20,7 @@ import { type EvalReport, renderReport } from '../eval/report.ts'
 import { encodeGridPng } from '../image/png.ts'
 import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
 import { sessionConfigFromEnv } from '../onnx/session.ts'
+import { UsageError } from './usage-error.ts'
 
 const USAGE = `usage: npm run eval -- [options]
   --models DIR             model folder (default gpu-service/models)
@@ -73,10 +74,6 @@ function readArgs(argv: string[]) {
     throw new UsageError(lines.join('\n'))
   }
   return parsed.data
-}
-
-class UsageError extends Error {
-  override name = 'UsageError'
 }
 
 function ratio(

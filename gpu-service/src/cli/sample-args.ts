@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { formatIssue, listIssues } from '../../../shared/issues.ts'
 import type { Manifest } from '../../../shared/model-manifest.ts'
 import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
+import { UsageError } from './usage-error.ts'
 
 export const DEFAULT_MODELS_DIR = 'gpu-service/models'
 export const DEFAULT_COUNT = 8
@@ -21,11 +22,6 @@ export const USAGE = `Usage: npm run sample -- --class <name|index> --out-dir <d
   --seed <n>             unsigned 32-bit seed (default ${DEFAULT_SEED})
   --models <dir>         model directory (default ${DEFAULT_MODELS_DIR})
   --help                 show this text`
-
-/** A bad command line; `message` lists every problem, one per line. */
-export class UsageError extends Error {
-  override name = 'UsageError'
-}
 
 const ARG_OPTIONS = {
   class: { type: 'string' },

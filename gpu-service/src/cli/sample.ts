@@ -6,13 +6,8 @@ import { encodeGrayPng, encodeGridPng } from '../image/png.ts'
 import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
 import { sessionConfigFromEnv } from '../onnx/session.ts'
 import { sample } from '../sampler/sample.ts'
-import {
-  DEFAULT_MODELS_DIR,
-  readSampleArgs,
-  resolveSampleArgs,
-  USAGE,
-  UsageError,
-} from './sample-args.ts'
+import { DEFAULT_MODELS_DIR, readSampleArgs, resolveSampleArgs, USAGE } from './sample-args.ts'
+import { UsageError } from './usage-error.ts'
 
 async function main(argv: string[]): Promise<void> {
   const raw = readSampleArgs(argv)
