@@ -17,6 +17,25 @@ export const runRequestSchema = samplingOptionsSchema.safeExtend({
 })
 export type RunRequest = z.infer<typeof runRequestSchema>
 
+/**
+ * Problem `type`s of a run's `error` event, one per way a run ends without a result. The edge decides
+ * from the type whether another backend may succeed: a run past its own deadline would time out
+ * anywhere, so only a shutdown (draining) or an internal failure is worth another attempt.
+ */
+export const RUN_PROBLEM_TYPES = {
+  cancelled: '/problems/run-cancelled',
+  disconnected: '/problems/run-disconnected',
+  deadlineExceeded: '/problems/run-deadline-exceeded',
+  shutdown: '/problems/run-shutdown',
+  failed: '/problems/run-failed',
+} as const
+
+/** Error-event problem types after which the same request may succeed on another backend. */
+export const RETRYABLE_RUN_PROBLEMS: ReadonlySet<string> = new Set([
+  RUN_PROBLEM_TYPES.shutdown,
+  RUN_PROBLEM_TYPES.failed,
+])
+
 const runId = runIdSchema
 const base64Png = z.string().min(1)
 
