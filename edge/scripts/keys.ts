@@ -1,12 +1,12 @@
 // API key administration: `npm run keys -- create --name dev [--rpm 60] [--concurrent 4]`,
-// `npm run keys -- revoke --name dev`, `npm run keys -- list`. Works on wrangler's local KV state (the
+// `npm run keys -- revoke --name dev`, `npm run keys -- list`, `--help`; a wrong command line prints
+// one line saying why and the usage, and exits 64 (EX_USAGE). Works on wrangler's local KV state (the
 // one `wrangler dev` uses) through getPlatformProxy; `--remote` uses the deployed namespace instead.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { KVNamespace } from '@cloudflare/workers-types'
-import { getPlatformProxy, unstable_readConfig } from 'wrangler'
 import {
   API_KEY_PREFIX,
   apiKeyLimitsSchema,
@@ -16,32 +16,86 @@ import {
 } from '../src/auth/api-key.ts'
 
 const USAGE = `usage:
-  npm run keys -- create --name NAME [--rpm N] [--concurrent N] [--remote] [--persist-to DIR]
+  npm run keys -- create --name NAME [--rpm N] [--concurrent N] [--json] [--remote] [--persist-to DIR]
   npm run keys -- revoke --name NAME [--remote] [--persist-to DIR]
-  npm run keys -- list [--remote] [--persist-to DIR]`
+  npm run keys -- list [--remote] [--persist-to DIR]
+  npm run keys -- --help
 
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: {
-    name: { type: 'string' },
-    rpm: { type: 'string' },
-    concurrent: { type: 'string' },
-    remote: { type: 'boolean', default: false },
-    'persist-to': { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
-})
+  --rpm N           requests per minute (default ${DEFAULT_LIMITS.requestsPerMinute})
+  --concurrent N    jobs queued or running at once (default ${DEFAULT_LIMITS.concurrentJobs})
+  --json            print the new key as one JSON line
+  --remote          the deployed KV namespace instead of the local state
+  --persist-to DIR  the local state folder of wrangler dev (default .wrangler/state)`
+
+/** sysexits.h EX_USAGE: the command line was wrong. */
+const EX_USAGE = 64
+
+/** Prints one line saying what is wrong, then the usage, and exits with EX_USAGE. */
+function usageError(message: string): never {
+  console.error(`npm run keys: ${message}\n\n${USAGE}`)
+  process.exit(EX_USAGE)
+}
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        rpm: { type: 'string' },
+        concurrent: { type: 'string' },
+        remote: { type: 'boolean', default: false },
+        'persist-to': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    })
+  } catch (error) {
+    // parseArgs throws a TypeError with an ERR_PARSE_ARGS_* code for an unknown option or a missing value.
+    const code = (error as NodeJS.ErrnoException).code ?? ''
+    if (!code.startsWith('ERR_PARSE_ARGS_')) throw error
+    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message)?.[1]
+    usageError(unknown ? `unknown option ${unknown}` : (error as Error).message)
+  }
+}
+
+/** A whole number of at least 1 from a flag, or a usage error naming the flag. */
+function positiveInteger(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    usageError(`${flag} must be a whole number of at least 1, not ${JSON.stringify(text)}`)
+  }
+  return value
+}
+
+const { positionals, values } = parseCommandLine()
 
 async function main(): Promise<void> {
+  if (values.help) {
+    console.log(USAGE)
+    return
+  }
   const command = positionals[0]
   if (command !== 'create' && command !== 'revoke' && command !== 'list') {
-    console.error(USAGE)
-    process.exit(2)
+    usageError(
+      command === undefined
+        ? 'a command is required: create, revoke or list'
+        : `unknown command ${JSON.stringify(command)}`,
+    )
   }
-  if (command !== 'list' && !values.name) {
-    console.error(`--name is required\n${USAGE}`)
-    process.exit(2)
+  if (positionals.length > 1) usageError(`unexpected argument ${JSON.stringify(positionals[1])}`)
+  if (command !== 'list' && !values.name) usageError(`${command} needs --name NAME`)
+  const limits = {
+    requestsPerMinute: positiveInteger(values.rpm, '--rpm', DEFAULT_LIMITS.requestsPerMinute),
+    concurrentJobs: positiveInteger(
+      values.concurrent,
+      '--concurrent',
+      DEFAULT_LIMITS.concurrentJobs,
+    ),
   }
+  // Loaded only now: wrangler takes seconds to import, and --help or a usage error need none of it.
+  const { getPlatformProxy, unstable_readConfig } = await import('wrangler')
   // A config with only the API_KEYS namespace of wrangler.toml: the proxy then starts no Durable
   // Objects (whose classes live in the worker, which the proxy does not load).
   const { kv_namespaces } = unstable_readConfig({ config: 'wrangler.toml' })
@@ -58,7 +112,7 @@ async function main(): Promise<void> {
   })
   try {
     const keys = proxy.env.API_KEYS
-    if (command === 'create') await create(keys, values.name as string)
+    if (command === 'create') await create(keys, values.name as string, limits)
     else if (command === 'revoke') await revoke(keys, values.name as string)
     else await list(keys)
   } finally {
@@ -67,13 +121,12 @@ async function main(): Promise<void> {
   }
 }
 
-async function create(keys: KVNamespace, name: string): Promise<void> {
-  const limits = apiKeyLimitsSchema.parse({
-    requestsPerMinute:
-      values.rpm === undefined ? DEFAULT_LIMITS.requestsPerMinute : Number(values.rpm),
-    concurrentJobs:
-      values.concurrent === undefined ? DEFAULT_LIMITS.concurrentJobs : Number(values.concurrent),
-  })
+async function create(
+  keys: KVNamespace,
+  name: string,
+  requested: { requestsPerMinute: number; concurrentJobs: number },
+): Promise<void> {
+  const limits = apiKeyLimitsSchema.parse(requested)
   const { key, storageKey, record } = await createApiKey(name, limits)
   await keys.put(storageKey, JSON.stringify(record), { metadata: { name } })
   if (values.json) {
