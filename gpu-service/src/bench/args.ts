@@ -13,6 +13,9 @@ export const USAGE = `Usage: npm run bench -- [--mode throughput|fairness] [opti
   --repeats <n>         measurements per setting (default 2 for throughput, 5 for fairness)
   -h, --help            this text
 
+fairness only:
+  --big-steps <n>       steps of the maximum-size run (default 50, like the one-image run)
+
 throughput only:
   --concurrency <list>  concurrent clients, e.g. 1,4,16 (default 1,4,16)
   --runs <n>            runs per setting and repeat, at least 2 per client (default 16)
@@ -34,6 +37,7 @@ export interface ThroughputArgs {
 export interface FairnessArgs {
   mode: 'fairness'
   repeats: number
+  bigSteps: number
   out: string
 }
 
@@ -62,6 +66,7 @@ const argsSchema = z.object({
   repeats: wholeNumber(1).optional(),
   steps: wholeNumber(1, 1000).optional(),
   'heavy-every': wholeNumber(1, 1000).default(4),
+  'big-steps': wholeNumber(1, 1000).default(50),
   guidance: z
     .string()
     .regex(/^\d+(\.\d+)?$/, 'expected a number from 0 to 20')
@@ -89,6 +94,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         repeats: { type: 'string' },
         steps: { type: 'string' },
         'heavy-every': { type: 'string' },
+        'big-steps': { type: 'string' },
         guidance: { type: 'string' },
         out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -111,7 +117,15 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   if (args.mode === 'fairness') {
     const misplaced = THROUGHPUT_ONLY.find((name) => values[name] !== undefined)
     if (misplaced) throw new UsageError(`--${misplaced} applies to --mode throughput only`)
-    return { mode: 'fairness', repeats: args.repeats ?? 5, out: args.out }
+    return {
+      mode: 'fairness',
+      repeats: args.repeats ?? 5,
+      bigSteps: args['big-steps'],
+      out: args.out,
+    }
+  }
+  if (values['big-steps'] !== undefined) {
+    throw new UsageError('--big-steps applies to --mode fairness only')
   }
   return {
     mode: 'throughput',

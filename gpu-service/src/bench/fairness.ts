@@ -1,7 +1,8 @@
 // The fairness benchmark: how long a one-image run takes while a maximum-size run (64 guided images, 128
 // model rows, a whole model call) is active. The big run is sent first; once it has taken its first step
 // the small run is sent, and its client-side latency (POST to result) is measured, with the small run
-// alone on the same service as the reference. Writes gpu-service-fairness.json and .md.
+// alone on the same service as the reference. Writes gpu-service-fairness.json and .md (with
+// `-big-steps-N` in the name when the big run's steps are not the default 50).
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
@@ -65,13 +66,13 @@ const median = (values: number[]) =>
   )
 
 /** Sends the big run, waits for its first step, then times the small run beside it. */
-async function trial(client: RunClient, seed: number): Promise<FairnessTrial> {
+async function trial(client: RunClient, bigRun: RunRequest, seed: number): Promise<FairnessTrial> {
   let firstStep: () => void = () => {}
   const stepped = new Promise<void>((resolve) => {
     firstStep = resolve
   })
   let bigEndedAt = 0
-  const big = timedRun(client, { ...BIG_RUN, seed }, (event) => {
+  const big = timedRun(client, { ...bigRun, seed }, (event) => {
     if (event.type === 'step') firstStep()
   }).then((timing) => {
     bigEndedAt = performance.now()
@@ -92,7 +93,7 @@ export function renderFairnessMarkdown(report: FairnessReport): string {
       `| ${index + 1} | ${ms(small.latencyMs)} | ${ms(small.queueMs)} | ${ms(small.wallMs)} | ` +
       `${ms(bigRemainingMs)} | ${ms(big.latencyMs)} |`,
   )
-  const { summary } = report
+  const { summary, bigRun } = report
   return `# gpu-service fairness benchmark
 
 ${report.date}, \`${report.command}\` at ${report.revision}, on ${report.machine}.
@@ -101,7 +102,7 @@ after: ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(', ')}.
 Scheduler limits: ${JSON.stringify(report.limits)}.
 
 Small run: 1 image, guidance 1 (one model row), 50 steps, heavy encoder every 8. Big run: 64 images,
-guidance 2 (128 model rows), 50 steps, heavy encoder every 8. One \`npm run gpu-service\` process,
+guidance 2 (128 model rows), ${bigRun.steps} steps, heavy encoder every 8. One \`npm run gpu-service\` process,
 warmed up; in each trial the big run is sent, and once it has taken its first step the small run is
 sent. Latency is client-side, POST to result.
 
@@ -122,10 +123,11 @@ Small run alone, latency ms: ${report.alone.map((timing) => ms(timing.latencyMs)
  * returns the Markdown.
  *
  * @example
- * console.log(await benchFairness({ mode: 'fairness', repeats: 5, out: 'docs/bench' }, command))
+ * console.log(await benchFairness({ mode: 'fairness', repeats: 5, bigSteps: 50, out: 'docs/bench' }, command))
  */
 export async function benchFairness(args: FairnessArgs, command: string): Promise<string> {
   const config = parseServiceConfig({ ...process.env, PORT: '0' })
+  const bigRun = { ...BIG_RUN, steps: args.bigSteps }
   const secret = randomBytes(32).toString('hex')
   const loadAverageBefore = loadavg()
   const { alone, trials } = await withServiceProcess(
@@ -144,7 +146,7 @@ export async function benchFairness(args: FairnessArgs, command: string): Promis
       }
       const trials: FairnessTrial[] = []
       for (let seed = 0; seed < args.repeats; seed++) {
-        const result = await trial(client, seed)
+        const result = await trial(client, bigRun, seed)
         trials.push(result)
         console.log(
           `trial ${seed + 1}: small run ${result.small.latencyMs.toFixed(0)} ms ` +
@@ -163,7 +165,7 @@ export async function benchFairness(args: FairnessArgs, command: string): Promis
     command,
     limits: { ...config.scheduler },
     smallRun: SMALL_RUN,
-    bigRun: BIG_RUN,
+    bigRun,
     loadAverageBefore,
     loadAverageAfter: loadavg(),
     alone,
@@ -177,6 +179,7 @@ export async function benchFairness(args: FairnessArgs, command: string): Promis
     },
   }
   const markdown = renderFairnessMarkdown(report)
-  await writeReportFiles(args.out, 'gpu-service-fairness', report, markdown)
+  const name = `gpu-service-fairness${args.bigSteps === BIG_RUN.steps ? '' : `-big-steps-${args.bigSteps}`}`
+  await writeReportFiles(args.out, name, report, markdown)
   return markdown
 }

@@ -20,11 +20,24 @@ describe('parseBenchArgs', () => {
     expect(parseBenchArgs(['--mode', 'fairness'])).toEqual({
       mode: 'fairness',
       repeats: 5,
+      bigSteps: 50,
       out: 'docs/bench',
     })
-    expect(parseBenchArgs(['--mode', 'fairness', '--repeats', '3', '--out', '/tmp/x'])).toEqual({
+    expect(
+      parseBenchArgs([
+        '--mode',
+        'fairness',
+        '--repeats',
+        '3',
+        '--big-steps',
+        '200',
+        '--out',
+        '/tmp/x',
+      ]),
+    ).toEqual({
       mode: 'fairness',
       repeats: 3,
+      bigSteps: 200,
       out: '/tmp/x',
     })
   })
@@ -43,6 +56,7 @@ describe('parseBenchArgs', () => {
       ['--mode', 'fairness', '--concurrency', '4'],
       '--concurrency applies to --mode throughput only',
     ],
+    [['--big-steps', '200'], '--big-steps applies to --mode fairness only'],
   ])('refuses %j with a UsageError: %s', (argv, message) => {
     expect(() => parseBenchArgs(argv)).toThrow(new UsageError(message))
   })
