@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
-import { streamRun } from '../src/backends/backend-client.ts'
+import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
 
 const { values } = parseArgs({
@@ -114,15 +114,12 @@ try {
   for (let index = 0; index < misses; index++) {
     const seed = 10_000 + index
     const direct = await timed(async () => {
-      for await (const event of streamRun({
+      await runDirect({
         backendUrl: stack.backendUrl,
         secret: stack.backendSecret,
         request: request(seed),
         requestId: `bench-direct-${index}`,
-        signal: new AbortController().signal,
-      })) {
-        if (event.type === 'result') return
-      }
+      })
     })
     const edge = await timed(async () => void (await generate(publicBody(seed), 'wait=60')))
     missDirect.push(direct)
