@@ -2,8 +2,10 @@
 // edge under `wrangler dev` (local Durable Objects, R2 and KV in .wrangler/state), sharing a generated
 // HMAC secret (.dev/hmac-secret); a local API key in that KV, kept across restarts in .dev/local.json
 // with the API base, so the CLI and tests find the stack. Both processes' logs are prefixed; Ctrl-C
-// stops both. Options: --edge-port (8787), --gpu-service-port (8788), --state (.wrangler/state, the
-// folder `npm run keys` uses by default); DUALRATE_DEV_DIR moves .dev.
+// stops both. A gpu-service that dies is reported in one line and started again (at most 3 times in
+// 60 s, after 1, 2, 4 s) while the edge keeps running; an edge that dies stops the stack with exit 1.
+// Options: --edge-port (8787), --gpu-service-port (8788), --state (.wrangler/state, the folder
+// `npm run keys` uses by default); DUALRATE_DEV_DIR moves .dev.
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs, styleText } from 'node:util'
@@ -16,9 +18,11 @@ import {
 import {
   type LocalStack,
   PortInUseError,
+  type StackExit,
   type StackProcess,
   startLocalStack,
 } from './local-stack.ts'
+import { RestartBudget } from './restart-budget.ts'
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +46,7 @@ function port(text: string, flag: string): number {
   return value
 }
 
-const PREFIX: Record<StackProcess, string> = {
+const PREFIX = {
   'gpu-service': paint('cyan', 'gpu-service │'),
   edge: paint('magenta', 'edge        │'),
 }
@@ -50,7 +54,8 @@ const PREFIX: Record<StackProcess, string> = {
 /** One log line, prefixed; the gpu-service's JSON lines become `time level message key=value`. */
 function printLog(source: StackProcess, line: string): void {
   if (line.trim() === '') return
-  console.log(`${PREFIX[source]} ${source === 'gpu-service' ? readableJson(line) : line}`)
+  if (source === 'edge') console.log(`${PREFIX.edge} ${line}`)
+  else console.log(`${PREFIX['gpu-service']} ${readableJson(line)}`)
 }
 
 function readableJson(line: string): string {
@@ -97,11 +102,88 @@ function banner(stack: LocalStack, localFile: string): string {
   ].join('\n')
 }
 
+/** `the gpu-service (pid 123) was killed by SIGKILL`, `the edge (wrangler dev, pid 7) exited with code 1`. */
+function describeExit(exit: StackExit): string {
+  const who = exit.source === 'edge' ? 'the edge (wrangler dev' : `the ${exit.source} (`
+  const pid = exit.pid === undefined ? '' : `${exit.source === 'edge' ? ', ' : ''}pid ${exit.pid}`
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
+  return `${who}${pid}) ${how}`
+}
+
+/** Exits of the stack's processes, in order, for the supervisor to take one at a time. */
+class ExitQueue {
+  readonly #pending: StackExit[] = []
+  #wake: (() => void) | undefined
+
+  push(exit: StackExit): void {
+    this.#pending.push(exit)
+    this.#wake?.()
+  }
+
+  async next(): Promise<StackExit> {
+    while (this.#pending.length === 0) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve
+      })
+      this.#wake = undefined
+    }
+    return this.#pending.shift() as StackExit
+  }
+}
+
+/**
+ * Keeps the stack up until Ctrl-C: restarts a gpu-service that died (within the restart budget) and
+ * gives up, stopping everything, when the edge dies or the budget is spent. Resolves with the exit status.
+ */
+async function supervise(stack: LocalStack, exits: ExitQueue, stopped: Promise<void>) {
+  const budget = new RestartBudget()
+  const interrupted = stopped.then(() => 'interrupted' as const)
+  for (;;) {
+    const exit = await Promise.race([interrupted, exits.next()])
+    if (exit === 'interrupted') return 0
+    if (exit.source === 'edge') {
+      console.error(`\nnpm start: ${describeExit(exit)}; stopping the gpu-service.`)
+      return 1
+    }
+    const backend = stack.backends.find((child) => child.name === exit.source)
+    const decision = budget.next()
+    if (!backend || !decision.restart) {
+      console.error(
+        `\nnpm start: ${describeExit(exit)}, after ${budget.maxRestarts} restarts within ` +
+          `${budget.windowMs / 1000} s; stopping the edge.`,
+      )
+      return 1
+    }
+    console.error(
+      `\nnpm start: ${describeExit(exit)}; restarting it in ${decision.delayMs / 1000} s ` +
+        `(restart ${decision.attempt} of at most ${budget.maxRestarts} per ${budget.windowMs / 1000} s).`,
+    )
+    const delay = new Promise<'delayed'>((resolve) =>
+      setTimeout(() => resolve('delayed'), decision.delayMs),
+    )
+    if ((await Promise.race([interrupted, delay])) === 'interrupted') return 0
+    const restarting = backend.restart().then(
+      () => 'ready' as const,
+      (error: unknown) => error,
+    )
+    const outcome = await Promise.race([interrupted, restarting])
+    if (outcome === 'interrupted') return 0
+    if (outcome === 'ready') {
+      console.error(`npm start: the ${backend.name} is back (pid ${backend.pid}, ${backend.url}).`)
+      continue
+    }
+    const reason = (outcome instanceof Error ? outcome.message : String(outcome)).split('\n')[0]
+    console.error(`npm start: the ${backend.name} did not come back: ${reason}`)
+    exits.push({ source: backend.name, pid: undefined, code: null, signal: null })
+  }
+}
+
 async function main(): Promise<number> {
   const localFile = join(devDir(), LOCAL_STACK_FILE)
   const apiBase = `http://127.0.0.1:${edgePort}`
   const saved = await readLocalStackFile(localFile).catch(() => undefined)
   const starting = new AbortController()
+  const exits = new ExitQueue()
   let stack: LocalStack | undefined
   let stopRequested: (() => void) | undefined
   const stopped = new Promise<void>((resolve) => {
@@ -129,6 +211,7 @@ async function main(): Promise<number> {
       keyName: 'local',
       reuseApiKey: saved?.apiBase === apiBase ? saved.apiKey : undefined,
       onLog: printLog,
+      onExit: (exit) => exits.push(exit),
       edgeLogLevel: 'info',
       // A quick Ctrl-C: in-flight local runs get 3 s, not the production 25 s.
       backendEnv: { DUALRATE_DRAIN_GRACE_MS: '3000' },
@@ -155,14 +238,10 @@ async function main(): Promise<number> {
   await chmod(localFile, 0o600)
   console.log(banner(stack, localFile))
 
-  const outcome = await Promise.race([stopped.then(() => null), stack.exited.then((exit) => exit)])
-  if (outcome) {
-    const how = outcome.signal ? `signal ${outcome.signal}` : `code ${outcome.code}`
-    console.error(`\nnpm start: the ${outcome.source} exited (${how}); stopping the other one.`)
-  }
+  const status = await supervise(stack, exits, stopped)
   await stack.stop()
   console.log('Stopped.')
-  return outcome ? 1 : 0
+  return status
 }
 
 process.exit(await main())
