@@ -10,9 +10,9 @@ import {
   type GenerationRequest,
   generationEventSchemas,
   generationSchema,
+  isTerminalStatus,
   type Model,
   modelListSchema,
-  TERMINAL_STATUSES,
 } from '../shared/generation-api.ts'
 import { type Problem, problemSchema } from '../shared/problem.ts'
 
@@ -168,7 +168,7 @@ export class ApiClient {
 }
 
 /** True when a status is final (no more events will follow). */
-export const isTerminalStatus = (status: Generation['status']) => TERMINAL_STATUSES.includes(status)
+export { isTerminalStatus }
 
 function parseEvent(
   name: string | undefined,

@@ -40,3 +40,23 @@ export function problem(init: ProblemInit): Problem {
   // Standard members win over extensions of the same name (RFC 9457 section 3.2).
   return problemSchema.parse({ ...extensions, ...members })
 }
+
+/**
+ * Problem type URIs of the public API (RFC 9457 section 4: relative references resolve against the API).
+ * Here, beside the envelope, so the HTTP layer, the jobs behind it and clients name them the same way.
+ */
+export const PROBLEM_TYPES = {
+  validation: '/problems/validation',
+  unauthorized: '/problems/unauthorized',
+  rateLimited: '/problems/rate-limited',
+  concurrencyQuota: '/problems/concurrency-quota',
+  idempotencyMismatch: '/problems/idempotency-mismatch',
+  notFound: '/problems/not-found',
+  tooLarge: '/problems/payload-too-large',
+  backendUnavailable: '/problems/backend-unavailable',
+  timeout: '/problems/timeout',
+  tooManyStreams: '/problems/too-many-streams',
+  generationBusy: '/problems/generation-busy',
+  webhookLimit: '/problems/webhook-limit',
+  internal: '/problems/internal',
+} as const

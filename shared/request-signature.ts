@@ -1,5 +1,6 @@
 // Edge -> gpu-service request authentication: HMAC-SHA256 over method, path, timestamp and body hash with
 // a shared secret. Web Crypto only, so the same code runs in workerd and Node.
+import { fromHex, hmacSha256, toHex } from './crypto.ts'
 
 export const SIGNATURE_HEADER = 'x-dualrate-signature'
 export const TIMESTAMP_HEADER = 'x-dualrate-timestamp'
@@ -10,17 +11,13 @@ export const MIN_SECRET_LENGTH = 32
 
 const encoder = new TextEncoder()
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('')
-}
-
-async function hmacKey(secret: string) {
+async function verifyKey(secret: string) {
   return crypto.subtle.importKey(
     'raw',
     encoder.encode(secret),
     { name: 'HMAC', hash: 'SHA-256' },
     false,
-    ['sign', 'verify'],
+    ['verify'],
   )
 }
 
@@ -32,7 +29,7 @@ export async function canonicalRequest(
   body: Uint8Array | string,
 ) {
   const bytes = typeof body === 'string' ? encoder.encode(body) : body
-  const bodyHash = hex(await crypto.subtle.digest('SHA-256', bytes))
+  const bodyHash = toHex(await crypto.subtle.digest('SHA-256', bytes))
   return `${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyHash}`
 }
 
@@ -52,9 +49,7 @@ export async function signRequest(
 ): Promise<Record<string, string>> {
   const timestamp = String(Math.floor(now / 1000))
   const message = await canonicalRequest(method, path, timestamp, body)
-  const signature = hex(
-    await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(message)),
-  )
+  const signature = toHex(await hmacSha256(secret, message))
   return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: `v1=${signature}` }
 }
 
@@ -84,13 +79,11 @@ export async function verifyRequest(
   }
   const match = /^v1=([0-9a-f]{64})$/.exec(signature)
   if (!match?.[1]) return { ok: false, reason: 'malformed signature' }
-  const expected = new Uint8Array(
-    match[1].match(/../g)?.map((byte) => Number.parseInt(byte, 16)) ?? [],
-  )
+  const expected = fromHex(match[1])
   const message = await canonicalRequest(method, path, timestamp, body)
   const valid = await crypto.subtle.verify(
     'HMAC',
-    await hmacKey(secret),
+    await verifyKey(secret),
     expected,
     encoder.encode(message),
   )

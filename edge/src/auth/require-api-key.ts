@@ -1,7 +1,8 @@
 // Middleware: `Authorization: Bearer <key>` against the hashed keys in KV; 401 problem+json otherwise.
 import { createMiddleware } from 'hono/factory'
+import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import type { AppEnv } from '../http/app-env.ts'
-import { ApiError, PROBLEM_TYPES } from '../http/problem.ts'
+import { ApiError } from '../http/problem.ts'
 import { findApiKey } from './api-key.ts'
 
 const BEARER = /^Bearer +([^\s]+) *$/i

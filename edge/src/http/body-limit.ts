@@ -1,9 +1,10 @@
 // Middleware: request bodies above the configured size are refused with a 413 problem before parsing.
 import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
+import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import { readConfig } from '../env.ts'
 import type { AppEnv } from './app-env.ts'
-import { ApiError, PROBLEM_TYPES } from './problem.ts'
+import { ApiError } from './problem.ts'
 
 /**
  * Limits the body to MAX_BODY_BYTES (default 16 KiB; a generation request is well under 1 KiB).

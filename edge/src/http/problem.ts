@@ -4,24 +4,11 @@ import type { z } from 'zod'
 import { listIssues } from '../../../shared/issues.ts'
 import {
   PROBLEM_CONTENT_TYPE,
+  PROBLEM_TYPES,
   type Problem,
   type ProblemInit,
   problem,
 } from '../../../shared/problem.ts'
-
-/** Problem type URIs of this API (RFC 9457 section 4: relative references resolve against the API). */
-export const PROBLEM_TYPES = {
-  validation: '/problems/validation',
-  unauthorized: '/problems/unauthorized',
-  rateLimited: '/problems/rate-limited',
-  concurrencyQuota: '/problems/concurrency-quota',
-  idempotencyMismatch: '/problems/idempotency-mismatch',
-  notFound: '/problems/not-found',
-  tooLarge: '/problems/payload-too-large',
-  backendUnavailable: '/problems/backend-unavailable',
-  timeout: '/problems/timeout',
-  internal: '/problems/internal',
-} as const
 
 /** A failure that should reach the caller as this problem (and these headers). */
 export class ApiError extends Error {

@@ -1,8 +1,9 @@
 // Middleware: per-key request rate with the IETF RateLimit header fields
 // (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`), 429 + Retry-After beyond it.
 import { createMiddleware } from 'hono/factory'
+import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import type { AppEnv } from '../http/app-env.ts'
-import { ApiError, PROBLEM_TYPES } from '../http/problem.ts'
+import { ApiError } from '../http/problem.ts'
 
 const POLICY_NAME = 'requests'
 const WINDOW_SECONDS = 60

@@ -1,8 +1,9 @@
 // Result keys: HMAC-SHA256 over the model id and the canonical request (seed included, preview cadence
 // excluded because it does not change a pixel). Equal requests get equal keys and share one job and one
 // result; the secret makes keys unguessable even to someone who knows a request.
+
+import { hmacSha256, sha256Hex, toHex } from '../../../shared/crypto.ts'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
-import { hmacSha256, sha256Hex, toHex } from '../crypto/digest.ts'
 
 /** JSON with object keys sorted at every level, so equal values have one text. */
 export function canonicalJson(value: unknown): string {

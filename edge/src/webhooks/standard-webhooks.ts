@@ -1,7 +1,7 @@
 // Webhook signing per the Standard Webhooks specification: the signed content is
 // `${webhook-id}.${webhook-timestamp}.${body}`, HMAC-SHA256 with the base64 secret after `whsec_`, sent as
 // `webhook-signature: v1,<base64>`.
-import { hmacSha256 } from '../crypto/digest.ts'
+import { hmacSha256 } from '../../../shared/crypto.ts'
 
 export interface SignedWebhook {
   'webhook-id': string
