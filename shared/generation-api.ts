@@ -14,7 +14,18 @@ import {
 
 export const GENERATION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const
 export type GenerationStatus = (typeof GENERATION_STATUSES)[number]
-export const TERMINAL_STATUSES: readonly GenerationStatus[] = ['succeeded', 'failed', 'canceled']
+export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled'] as const
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number]
+
+/**
+ * True when a status is final: no event follows it and the job never leaves it.
+ *
+ * @example
+ * if (isTerminalStatus(generation.status)) return generation
+ */
+export function isTerminalStatus(status: GenerationStatus): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly GenerationStatus[]).includes(status)
+}
 
 /** Longest `Prefer: wait=N` honoured, in seconds. */
 export const MAX_PREFER_WAIT_SECONDS = 60
@@ -105,6 +116,15 @@ export type Generation = z.infer<typeof generationSchema>
 /** The `data` of each SSE event of GET /v1/generations/:id/events, by event name. */
 export const generationEventSchemas = {
   queued: z.strictObject({ id: z.string() }),
+  /**
+   * The run starts again, so step numbers begin at 0 once more: on another backend after one failed
+   * (`backend-failed`), or after the job itself was restarted mid-run (`job-resumed`). The pixels stay
+   * the same (same seed).
+   */
+  retrying: z.strictObject({
+    attempt: z.number().int().min(2),
+    reason: z.enum(['backend-failed', 'job-resumed']),
+  }),
   started: z.strictObject({ attempt: z.number().int().positive(), modelId: z.string() }),
   step: z.strictObject({
     step: z.number().int().nonnegative(),

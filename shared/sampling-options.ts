@@ -50,3 +50,31 @@ export const samplingOptionsSchema = z
 
 export type HeavySchedule = z.infer<typeof heavyScheduleSchema>
 export type SamplingOptions = z.infer<typeof samplingOptionsSchema>
+
+/**
+ * Rows of one model call for a request: classifier-free guidance other than 1 runs a conditional and an
+ * unconditional row per image in the same call (Ho & Salimans 2022), guidance 1 only the conditional.
+ *
+ * @example
+ * modelRows({ count: 4, guidance: 2 }) // 8
+ */
+export function modelRows({
+  count,
+  guidance,
+}: Pick<SamplingOptions, 'count' | 'guidance'>): number {
+  return guidance !== 1 ? 2 * count : count
+}
+
+/**
+ * What a request costs the GPU tier, in row-steps: rows x steps. Quotas count this, so one key's
+ * largest request weighs what it costs, not the same as a one-image run.
+ *
+ * @example
+ * runCost({ count: 64, guidance: 2, steps: 1000 }) // 128000, the largest a request can be
+ */
+export function runCost(options: Pick<SamplingOptions, 'count' | 'guidance' | 'steps'>): number {
+  return modelRows(options) * options.steps
+}
+
+/** The cost of the largest valid request. */
+export const MAX_RUN_COST = 2 * MAX_COUNT * MAX_STEPS

@@ -6,6 +6,7 @@ import { MIN_SECRET_LENGTH } from '../../shared/request-signature.ts'
 import type { IdempotencyRecord } from './idempotency/idempotency-record.ts'
 import type { GenerationJob } from './jobs/generation-job.ts'
 import type { KeyQuota } from './rate-limit/key-quota.ts'
+import type { WebhookTargetPolicy } from './webhooks/webhook-target.ts'
 
 export interface Env {
   GENERATION_JOB: DurableObjectNamespace<GenerationJob>
@@ -21,6 +22,9 @@ export interface Env {
   BACKEND_MAX_ATTEMPTS?: string
   HEARTBEAT_SECONDS?: string
   ALLOW_HTTP_WEBHOOKS?: string
+  ALLOW_PRIVATE_WEBHOOKS?: string
+  BACKEND_IDLE_TIMEOUT_SECONDS?: string
+  EVENT_RETENTION_SECONDS?: string
   MAX_BODY_BYTES?: string
 }
 
@@ -48,6 +52,9 @@ const configSchema = z.object({
   BACKEND_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
   HEARTBEAT_SECONDS: seconds(15),
   ALLOW_HTTP_WEBHOOKS: z.enum(['true', 'false']).default('false'),
+  ALLOW_PRIVATE_WEBHOOKS: z.enum(['true', 'false']).default('false'),
+  BACKEND_IDLE_TIMEOUT_SECONDS: seconds(45),
+  EVENT_RETENTION_SECONDS: seconds(24 * 60 * 60),
   MAX_BODY_BYTES: z.coerce
     .number()
     .int()
@@ -63,7 +70,12 @@ export interface Config {
   jobTimeoutMs: number
   backendMaxAttempts: number
   heartbeatMs: number
-  allowHttpWebhooks: boolean
+  /** Which webhook targets are accepted (edge/src/webhooks/webhook-target.ts). */
+  webhookPolicy: WebhookTargetPolicy
+  /** A backend stream silent this long (no event, no heartbeat) has stalled. */
+  backendIdleTimeoutMs: number
+  /** How long an ended job keeps its full event log before it is pruned to the terminal events. */
+  eventRetentionMs: number
   maxBodyBytes: number
 }
 
@@ -92,7 +104,12 @@ export function readConfig(env: Env): Config {
     jobTimeoutMs: vars.JOB_TIMEOUT_SECONDS * 1000,
     backendMaxAttempts: vars.BACKEND_MAX_ATTEMPTS,
     heartbeatMs: vars.HEARTBEAT_SECONDS * 1000,
-    allowHttpWebhooks: vars.ALLOW_HTTP_WEBHOOKS === 'true',
+    webhookPolicy: {
+      allowHttp: vars.ALLOW_HTTP_WEBHOOKS === 'true',
+      allowPrivate: vars.ALLOW_PRIVATE_WEBHOOKS === 'true',
+    },
+    backendIdleTimeoutMs: vars.BACKEND_IDLE_TIMEOUT_SECONDS * 1000,
+    eventRetentionMs: vars.EVENT_RETENTION_SECONDS * 1000,
     maxBodyBytes: vars.MAX_BODY_BYTES,
   }
   parsed.set(env, config)

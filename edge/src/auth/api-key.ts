@@ -1,7 +1,8 @@
 // API keys: how they look, how they are stored (only a SHA-256 of the key, in KV, beside its name and
 // limits) and how a presented key is looked up. Shared by the worker and the key script.
 import { z } from 'zod'
-import { sha256Hex } from '../crypto/digest.ts'
+import { sha256Hex } from '../../../shared/crypto.ts'
+import { MAX_RUN_COST } from '../../../shared/sampling-options.ts'
 
 /** Stored keys live under this prefix in the API_KEYS namespace, followed by the key's SHA-256. */
 export const API_KEY_PREFIX = 'key:'
@@ -12,6 +13,12 @@ export const apiKeyLimitsSchema = z.strictObject({
   requestsPerMinute: z.number().int().positive(),
   /** Jobs queued or running at once. */
   concurrentJobs: z.number().int().positive(),
+  /**
+   * Row-steps (rows x steps, see runCost) of the key's jobs at once, so one key's largest requests
+   * weigh what they cost. At least the largest request, so every valid request can run; keys made
+   * before this limit existed get the default.
+   */
+  concurrentCost: z.number().int().min(MAX_RUN_COST).default(MAX_RUN_COST),
 })
 
 export const apiKeyRecordSchema = z.strictObject({
@@ -22,12 +29,17 @@ export const apiKeyRecordSchema = z.strictObject({
   webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/]+=*$/),
 })
 export type ApiKeyLimits = z.infer<typeof apiKeyLimitsSchema>
+export type ApiKeyLimitsInput = z.input<typeof apiKeyLimitsSchema>
 export type ApiKeyRecord = z.infer<typeof apiKeyRecordSchema>
 
 /** An authenticated caller: the stored record plus the key's hash, which names it everywhere else. */
 export type ApiKeyIdentity = ApiKeyRecord & { id: string }
 
-export const DEFAULT_LIMITS: ApiKeyLimits = { requestsPerMinute: 60, concurrentJobs: 4 }
+export const DEFAULT_LIMITS: ApiKeyLimits = {
+  requestsPerMinute: 60,
+  concurrentJobs: 4,
+  concurrentCost: MAX_RUN_COST,
+}
 
 function base64Url(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes))
@@ -45,7 +57,7 @@ function base64Url(bytes: Uint8Array): string {
  */
 export async function createApiKey(
   name: string,
-  limits: ApiKeyLimits = DEFAULT_LIMITS,
+  limits: ApiKeyLimitsInput = DEFAULT_LIMITS,
   now = new Date(),
 ): Promise<{ key: string; storageKey: string; record: ApiKeyRecord }> {
   const key = `dr_${base64Url(crypto.getRandomValues(new Uint8Array(32)))}`

@@ -1,5 +1,7 @@
 // One gpu-service run over HTTP: a signed POST /v1/runs whose SSE response is parsed and validated event
-// by event, and the signed DELETE that cancels a run. Failures say whether another backend may succeed.
+// by event, and the signed DELETE that cancels a run. Failures say whether another backend may succeed,
+// and keep two messages apart: the internal one (backend URL, network error, response body) goes to
+// logs only; the public one is all a caller ever sees.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { signRequest } from '../../../shared/request-signature.ts'
 import { type RunEvent, type RunRequest, runEventSchema } from '../../../shared/run-protocol.ts'
@@ -7,22 +9,46 @@ import { SSE_CONTENT_TYPE } from '../../../shared/sse.ts'
 
 /** How long a backend may take to answer with response headers before it counts as down. */
 export const CONNECT_TIMEOUT_MS = 10_000
+/** How long a cancel may wait for the backend's confirmation; the job has ended before it is sent. */
+export const CANCEL_TIMEOUT_MS = 5_000
+
+/** What a caller is told when a backend failed for reasons of its own (no URL, no error text). */
+export const BACKEND_TROUBLE = 'The GPU backend failed while running the generation.'
+
+export interface BackendFailureOptions {
+  /** Another backend may succeed with the same request. */
+  retryable: boolean
+  /** The backend itself is at fault (down, draining, stalled): try it last for a while. */
+  unhealthy?: boolean
+  /** The HTTP status the job's failure reports. */
+  status?: number
+  /** The problem `type` the job's failure reports (a shared PROBLEM_TYPES value), if not the default. */
+  type?: string
+  /** What the caller is told; never a URL, a network error or a backend's body. */
+  publicDetail?: string
+  cause?: unknown
+}
 
 /**
- * A run that failed on one backend. `retryable` failures (connection refused or reset, 5xx, a stream
- * that ends before its result) may succeed elsewhere; the others (a 4xx, a run the backend rejected)
- * would fail anywhere.
+ * A run that failed on one backend. `message` is for logs; `publicDetail` for the caller. Retryable
+ * failures (connection refused or reset, 5xx, a stalled or broken stream) may succeed elsewhere; the
+ * others (invalid input, the run's own deadline) would fail anywhere.
  */
 export class BackendFailure extends Error {
   override name = 'BackendFailure'
   readonly retryable: boolean
-  /** The HTTP status the job's failure reports. */
+  readonly unhealthy: boolean
   readonly status: number
+  readonly type: string | undefined
+  readonly publicDetail: string
 
-  constructor(message: string, retryable: boolean, status = 502, options?: ErrorOptions) {
-    super(message, options)
-    this.retryable = retryable
-    this.status = status
+  constructor(message: string, options: BackendFailureOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.retryable = options.retryable
+    this.unhealthy = options.unhealthy ?? options.retryable
+    this.status = options.status ?? 502
+    this.type = options.type
+    this.publicDetail = options.publicDetail ?? BACKEND_TROUBLE
   }
 }
 
@@ -32,13 +58,23 @@ export interface BackendRun {
   request: RunRequest
   requestId: string
   signal: AbortSignal
+  /**
+   * A stream that delivers nothing (not even a heartbeat comment) for this long has stalled: the
+   * backend sends heartbeats while a run waits or steps, so silence means it is stuck or gone.
+   */
+  idleTimeoutMs: number
+}
+
+/** The reason an attempt's own timer aborted it. */
+class AttemptTimeout extends Error {
+  override name = 'AttemptTimeout'
 }
 
 /**
  * Streams the events of one run on one backend, validated with the shared schema.
  *
  * @example
- * for await (const event of streamRun({ backendUrl, secret, request, requestId, signal })) {
+ * for await (const event of streamRun({ backendUrl, secret, request, requestId, signal, idleTimeoutMs })) {
  *   if (event.type === 'result') return event
  * }
  */
@@ -53,12 +89,15 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
   const attempt = new AbortController()
   const abort = () => attempt.abort(run.signal.reason)
   run.signal.addEventListener('abort', abort)
-  const connectTimer = setTimeout(
-    () => attempt.abort(new Error(`no response within ${CONNECT_TIMEOUT_MS} ms`)),
-    CONNECT_TIMEOUT_MS,
-  )
+  let timer: ReturnType<typeof setTimeout> | null = null
+  const armTimer = (ms: number, what: string) => {
+    if (timer !== null) clearTimeout(timer)
+    timer = setTimeout(() => attempt.abort(new AttemptTimeout(`${what} within ${ms} ms`)), ms)
+  }
+  const timedOut = () => attempt.signal.reason instanceof AttemptTimeout
   try {
     let response: Response
+    armTimer(CONNECT_TIMEOUT_MS, 'no response')
     try {
       response = await fetch(`${run.backendUrl}/v1/runs`, {
         method: 'POST',
@@ -68,31 +107,35 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
       })
     } catch (error) {
       if (run.signal.aborted) throw error
-      throw new BackendFailure(`${run.backendUrl} unreachable: ${describe(error)}`, true, 502, {
+      throw new BackendFailure(`${run.backendUrl} unreachable: ${describe(error, attempt)}`, {
+        retryable: true,
         cause: error,
       })
-    } finally {
-      clearTimeout(connectTimer)
     }
     if (!response.ok || !response.body) {
       const detail = await response.text().catch(() => '')
-      const retryable = response.status >= 500 || response.status === 429
-      throw new BackendFailure(
-        `${run.backendUrl} answered ${response.status}: ${detail.slice(0, 300)}`,
-        retryable,
-        retryable ? 502 : response.status,
-      )
+      throw httpFailure(run.backendUrl, response.status, detail)
     }
-    const messages = response.body
+    // Every chunk, heartbeats included, proves the backend alive; silence past the limit aborts.
+    armTimer(run.idleTimeoutMs, 'no bytes')
+    const watched = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          armTimer(run.idleTimeoutMs, 'no bytes')
+          controller.enqueue(chunk)
+        },
+      }),
+    )
+    const messages = watched
       .pipeThrough(new TextDecoderStream())
       .pipeThrough(new EventSourceParserStream())
     try {
       for await (const message of messages) {
-        const event = runEventSchema.safeParse({ type: message.event, ...JSON.parse(message.data) })
+        const event = runEventSchema.safeParse({ type: message.event, ...parseJson(message.data) })
         if (!event.success) {
           throw new BackendFailure(
             `${run.backendUrl} sent an invalid ${message.event ?? 'message'} event`,
-            true,
+            { retryable: true },
           )
         }
         yield event.data
@@ -105,28 +148,55 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
       }
     } catch (error) {
       if (error instanceof BackendFailure || run.signal.aborted) throw error
-      throw new BackendFailure(`${run.backendUrl} stream broke: ${describe(error)}`, true, 502, {
+      const what = timedOut() ? 'stalled' : 'stream broke'
+      throw new BackendFailure(`${run.backendUrl} ${what}: ${describe(error, attempt)}`, {
+        retryable: true,
         cause: error,
       })
     }
-    throw new BackendFailure(`${run.backendUrl} closed the stream before the result`, true)
+    throw new BackendFailure(`${run.backendUrl} closed the stream before the result`, {
+      retryable: true,
+    })
   } finally {
+    if (timer !== null) clearTimeout(timer)
     run.signal.removeEventListener('abort', abort)
     attempt.abort()
   }
 }
 
-/** Asks a backend to stop a run (DELETE /v1/runs/:id, signed); resolves whether it confirmed. */
+/**
+ * The failure for a backend's HTTP error answer. 5xx, 429 and an authentication refusal (a backend
+ * with another secret is misconfigured, not the request) may succeed elsewhere; the other 4xx would
+ * fail anywhere (the edge validated the request with the same schema the backend uses).
+ */
+function httpFailure(backendUrl: string, status: number, body: string): BackendFailure {
+  const retryable = status >= 500 || status === 429 || status === 401 || status === 403
+  return new BackendFailure(`${backendUrl} answered ${status}: ${body.slice(0, 300)}`, {
+    retryable,
+    status: 502,
+    publicDetail: retryable ? BACKEND_TROUBLE : 'The GPU backend refused the run.',
+  })
+}
+
+/**
+ * Asks a backend to stop a run (DELETE /v1/runs/:id, signed); resolves whether it confirmed, within
+ * CANCEL_TIMEOUT_MS (a hung backend never holds a cancel up).
+ */
 export async function cancelRun(
   backendUrl: string,
   secret: string,
   runId: string,
   requestId: string,
+  timeoutMs = CANCEL_TIMEOUT_MS,
 ): Promise<boolean> {
   const path = `/v1/runs/${encodeURIComponent(runId)}`
   const headers = { ...(await signRequest(secret, 'DELETE', path, '')), 'x-request-id': requestId }
   try {
-    const response = await fetch(`${backendUrl}${path}`, { method: 'DELETE', headers })
+    const response = await fetch(`${backendUrl}${path}`, {
+      method: 'DELETE',
+      headers,
+      signal: AbortSignal.timeout(timeoutMs),
+    })
     await response.body?.cancel()
     return response.ok
   } catch {
@@ -134,6 +204,16 @@ export async function cancelRun(
   }
 }
 
-function describe(error: unknown): string {
+function parseJson(text: string): object {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null ? value : {}
+  } catch {
+    return {}
+  }
+}
+
+function describe(error: unknown, attempt: AbortController): string {
+  if (attempt.signal.reason instanceof AttemptTimeout) return attempt.signal.reason.message
   return error instanceof Error ? error.message : String(error)
 }

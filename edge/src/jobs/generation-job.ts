@@ -1,21 +1,37 @@
-// One Durable Object per result key: the single place where a generation runs. Identical requests meet
-// here (single-flight); the job's state and event log live in its SQLite storage, survive restarts, and
-// an alarm enforces the deadline, restarts a run lost with its isolate, and retries webhooks.
+// One Durable Object per result key: the single place where a generation runs. Identical requests from
+// any number of API keys meet here (single-flight: one GPU run), but each key is an owner with its own
+// view: only owners may read, stream or cancel the job, a cancel detaches that owner only, and the run
+// stops when no owner is left. State and event log live in SQLite, survive restarts (validated by a
+// versioned schema on load), and an alarm enforces the deadline, resumes a run lost with its isolate,
+// retries webhooks and prunes the event log of an ended job.
 import { DurableObject } from 'cloudflare:workers'
-import { type ProblemInit, problem } from '../../../shared/problem.ts'
+import { z } from 'zod'
+import { isTerminalStatus, type TerminalStatus } from '../../../shared/generation-api.ts'
+import { PROBLEM_TYPES, type ProblemInit, problem } from '../../../shared/problem.ts'
 import type { RunEvent, RunRequest } from '../../../shared/run-protocol.ts'
-import { BackendFailure, cancelRun } from '../backends/backend-client.ts'
-import { runWithFailover } from '../backends/failover.ts'
+import { BACKEND_TROUBLE, BackendFailure, cancelRun } from '../backends/backend-client.ts'
+import { type ResultEvent, runWithFailover } from '../backends/failover.ts'
 import { type Env, readConfig } from '../env.ts'
-import { PROBLEM_TYPES } from '../http/problem.ts'
-import { imageUrls, saveResult } from '../results/result-store.ts'
+import { findResult, imageUrls, saveResult } from '../results/result-store.ts'
 import { WebhookOutbox } from '../webhooks/outbox.ts'
-import { EventLog, eventText, type LoggedEvent } from './event-log.ts'
-import { isTerminal, type JobState } from './job-state.ts'
+import { EventLog, type LoggedEvent } from './event-log.ts'
+import { canMove, isCurrent, type RunToken, startsNewRun } from './job-machine.ts'
+import {
+  JOB_STATE_VERSION,
+  type JobState,
+  type JobView,
+  type OwnerOutcome,
+  parseJobState,
+  type RunTimings,
+  viewFor,
+} from './job-state.ts'
+import { addMissingColumns, tableExists } from './sql-schema.ts'
 import { Subscribers } from './subscribers.ts'
 
 /** While a job is active its alarm fires at least this often (watchdog and keep-alive). */
 export const WATCHDOG_MS = 30_000
+/** Owners one job remembers; past it the longest-detached owner is forgotten to make room. */
+export const MAX_OWNERS_PER_JOB = 256
 
 export interface SubmitInput {
   key: string
@@ -23,10 +39,18 @@ export interface SubmitInput {
   modelId: string
   className: string
   request: RunRequest
+  /** The API key id asking. */
   owner: string
   requestId: string
   webhook?: { url: string; secret: string }
+  /** The stored result the route found for this key (a cache hit): the job answers from it. */
+  stored?: { timings: RunTimings; createdAt: string }
 }
+
+export type SubmitResult =
+  | { kind: 'joined'; view: JobView }
+  /** Refused: the job has as many active owners, or pending webhook endpoints, as it may. */
+  | { kind: 'busy'; reason: 'owners' | 'webhooks' }
 
 export class GenerationJob extends DurableObject<Env> {
   #state: JobState | null = null
@@ -34,138 +58,331 @@ export class GenerationJob extends DurableObject<Env> {
   readonly #outbox: WebhookOutbox
   readonly #subscribers: Subscribers
   /** The backend run this instance is driving; null after a restart until the alarm resumes it. */
-  #run: AbortController | null = null
+  #execution: AbortController | null = null
+  /** Storing a result and ending the job as succeeded: a cancel or a deadline waits for it. */
+  #storing: Promise<void> | null = null
   readonly #waiters = new Set<() => void>()
+  /** Set when the stored row fails its schema: every call throws it rather than guess. */
+  #corrupt: Error | null = null
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.#log = new EventLog(ctx.storage.sql)
     this.#outbox = new WebhookOutbox(ctx.storage.sql)
-    this.#subscribers = new Subscribers(readConfig(env).heartbeatMs)
+    this.#subscribers = new Subscribers(
+      {
+        page: (afterId, owner, limit) => this.#page(afterId, owner, limit),
+        ended: (owner) => this.#state?.owners[owner]?.outcome !== undefined,
+      },
+      { heartbeatMs: readConfig(env).heartbeatMs },
+    )
     ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec(
-        'CREATE TABLE IF NOT EXISTS job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',
-      )
+      // An object that never had a job stays without storage: reading an unknown id writes nothing.
+      if (!tableExists(ctx.storage.sql, 'job')) return
+      this.#createSchema()
       const row = ctx.storage.sql.exec<{ state: string }>('SELECT state FROM job').toArray()[0]
-      this.#state = row ? (JSON.parse(row.state) as JobState) : null
+      try {
+        this.#state = row ? parseJobState(JSON.parse(row.state)) : null
+      } catch (error) {
+        // Loud, but not fatal to the object: every call answers with this error (a logged 500).
+        this.#corrupt = new Error(`Stored job state is invalid (${describeInvalid(error)})`)
+        console.error(JSON.stringify({ level: 'error', msg: this.#corrupt.message }))
+        return
+      }
+      // This object was restarted while the job ran: resume at once rather than at the watchdog.
+      if (this.#state && !isTerminalStatus(this.#state.status)) {
+        await ctx.storage.setAlarm(Date.now())
+      }
     })
   }
 
   /**
-   * Joins the job for this key, starting it unless it is already queued, running or done.
-   * Returns the job as it now stands.
+   * Makes `input.owner` an owner of the job for this key: joins the run in progress, starts a new one
+   * (nothing yet, or the last run failed, was canceled or its result expired), or answers from a stored
+   * result. Returns that owner's view, or why the job refused another owner.
    */
-  async submit(input: SubmitInput): Promise<JobState> {
-    const current = this.#state
-    if (current && (current.status === 'succeeded' || !isTerminal(current.status))) {
-      if (!isTerminal(current.status)) {
-        if (!current.owners.includes(input.owner)) current.owners.push(input.owner)
-        if (input.webhook) this.#outbox.register(input.webhook.url, input.webhook.secret)
-        this.#save()
-      }
-      return current
-    }
+  async submit(input: SubmitInput): Promise<SubmitResult> {
+    this.#assertIntact()
+    this.#createSchema()
+    // The one await before deciding: whether a succeeded run's result is still stored.
+    const resultStored =
+      input.stored !== undefined ||
+      (this.#state?.status === 'succeeded' &&
+        (await findResult(this.env.RESULTS, input.key)) !== null)
     const now = Date.now()
-    const config = readConfig(this.env)
-    this.#state = {
+    let state = this.#state
+    if (state && !state.owners[input.owner] && !this.#makeRoomForOwner(state)) {
+      return { kind: 'busy', reason: 'owners' }
+    }
+    if (input.stored && (!state || isTerminalStatus(state.status))) {
+      if (state?.status !== 'succeeded')
+        state = this.#recordStoredResult(input, input.stored, state)
+      this.#joinEnded(state, input, now)
+    } else if (!state || startsNewRun(state.status, resultStored)) {
+      if (
+        input.webhook &&
+        !this.#outbox.register(input.owner, input.webhook.url, input.webhook.secret)
+      ) {
+        return { kind: 'busy', reason: 'webhooks' }
+      }
+      state = this.#newRun(input, state, now)
+      this.#save()
+      await this.#scheduleAlarm()
+      this.#start()
+    } else if (!isTerminalStatus(state.status)) {
+      const owner = state.owners[input.owner]
+      if (
+        input.webhook &&
+        !this.#outbox.register(input.owner, input.webhook.url, input.webhook.secret)
+      ) {
+        return { kind: 'busy', reason: 'webhooks' }
+      }
+      if (!owner?.attached) {
+        state.owners[input.owner] = {
+          joinedAt: now,
+          fromEventId: state.firstEventId,
+          attached: true,
+        }
+      }
+      this.#save()
+    } else {
+      this.#joinEnded(state, input, now)
+    }
+    return { kind: 'joined', view: viewFor(state, input.owner) as JobView }
+  }
+
+  /** The job as `owner` sees it, or null when that key is not an owner (or there is no job). */
+  snapshot(owner: string): JobView | null {
+    this.#assertIntact()
+    return viewFor(this.#state, owner)
+  }
+
+  /** Resolves with `owner`'s view once the job has ended for it or `timeoutMs` has passed. */
+  async waitForCompletion(owner: string, timeoutMs: number): Promise<JobView | null> {
+    this.#assertIntact()
+    const until = Date.now() + timeoutMs
+    for (;;) {
+      const view = viewFor(this.#state, owner)
+      const left = until - Date.now()
+      if (!view || isTerminalStatus(view.status) || left <= 0) return view
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          this.#waiters.delete(done)
+          resolve()
+        }
+        const timer = setTimeout(done, left)
+        this.#waiters.add(done)
+      })
+    }
+  }
+
+  /**
+   * `owner`'s events as an SSE byte stream: those after `lastEventId` (all of its run when absent),
+   * then live events until the job ends for it. 'not-found' for a key that is not an owner;
+   * 'too-many' when the job or the owner has as many streams open as allowed.
+   */
+  subscribe(
+    owner: string,
+    lastEventId: number | null,
+  ): ReadableStream<Uint8Array> | 'not-found' | 'too-many' {
+    this.#assertIntact()
+    const entry = this.#state?.owners[owner]
+    if (!entry) return 'not-found'
+    const afterId = Math.max(lastEventId ?? 0, entry.fromEventId - 1)
+    return this.#subscribers.open(owner, afterId) ?? 'too-many'
+  }
+
+  /**
+   * Cancels the job for `owner`: it detaches (its slot, webhook and streams end with `canceled`), and
+   * when no owner is left the backend run is stopped. A result that is already being stored stands.
+   * Null for a key that is not an owner.
+   */
+  async cancel(owner: string): Promise<JobView | null> {
+    this.#assertIntact()
+    if (!this.#state?.owners[owner]) return null
+    if (this.#storing) await this.#storing.catch(() => {})
+    const state = this.#state
+    const entry = state?.owners[owner]
+    if (!state || !entry) return null
+    if (entry.outcome || !entry.attached) return viewFor(state, owner)
+    const others = Object.entries(state.owners).filter(
+      ([id, other]) => id !== owner && other.attached,
+    )
+    if (others.length > 0) {
+      await this.#detach(state, owner)
+      return viewFor(this.#state, owner)
+    }
+    const backend = state.backend
+    this.#stopExecution()
+    await this.#finish('canceled')
+    if (backend) await this.#cancelBackendRun(backend)
+    return viewFor(this.#state, owner)
+  }
+
+  /** Webhook delivery state per endpoint (tests and diagnostics). */
+  webhookDeliveries() {
+    return tableExists(this.ctx.storage.sql, 'webhooks') ? this.#outbox.list() : []
+  }
+
+  /** What this job stores (measurements): event rows and bytes, and the database's size. */
+  storageStats(): { events: number; dataBytes: number; databaseBytes: number } {
+    const stored = tableExists(this.ctx.storage.sql, 'events')
+      ? this.#log.size()
+      : { events: 0, dataBytes: 0 }
+    return { ...stored, databaseBytes: this.ctx.storage.sql.databaseSize }
+  }
+
+  override async alarm(): Promise<void> {
+    const state = this.#state
+    const now = Date.now()
+    if (state && !isTerminalStatus(state.status)) {
+      if (state.deadline !== undefined && now >= state.deadline) await this.#timeOut(state)
+      else if (!this.#execution) this.#start()
+    }
+    if (state?.pruneAt !== undefined && now >= state.pruneAt && isTerminalStatus(state.status)) {
+      this.#log.prune()
+      this.#outbox.prune()
+      delete state.pruneAt
+      this.#save()
+    }
+    if (state) await this.#outbox.deliverDue(now, readConfig(this.env).webhookPolicy)
+    await this.#scheduleAlarm()
+  }
+
+  #assertIntact(): void {
+    if (this.#corrupt) throw this.#corrupt
+  }
+
+  // --- Owners --------------------------------------------------------------------------------------
+
+  /** True when a new owner fits, forgetting the longest-detached owner if the job is full. */
+  #makeRoomForOwner(state: JobState): boolean {
+    const entries = Object.entries(state.owners)
+    if (entries.length < MAX_OWNERS_PER_JOB) return true
+    const detached = entries
+      .filter(([, owner]) => !owner.attached)
+      .sort(([, a], [, b]) => (a.outcome?.finishedAt ?? 0) - (b.outcome?.finishedAt ?? 0))[0]
+    if (!detached) return false
+    delete state.owners[detached[0]]
+    return true
+  }
+
+  /** `input.owner` joins a run that has ended: its view is that ending, its webhook is sent now. */
+  #joinEnded(state: JobState, input: SubmitInput, now: number): void {
+    const endEventId = state.endEventId ?? state.firstEventId
+    state.owners[input.owner] = {
+      joinedAt: now,
+      fromEventId: state.firstEventId,
+      attached: false,
+      outcome: outcomeOf(state, endEventId),
+    }
+    if (input.webhook) {
+      this.#outbox.register(input.owner, input.webhook.url, input.webhook.secret)
+      this.#sealWebhook(input.owner, state, endEventId, now)
+    }
+    this.#save()
+    void this.#scheduleAlarm()
+  }
+
+  /** `owner` leaves a run that goes on for others: its streams, waiters and webhook see `canceled`. */
+  async #detach(state: JobState, owner: string): Promise<void> {
+    const entry = state.owners[owner]
+    if (!entry) return
+    const now = Date.now()
+    const event = this.#log.append('canceled', {}, { audience: owner, now })
+    entry.attached = false
+    entry.outcome = { ...outcomeOf(state, event.id), status: 'canceled', finishedAt: now }
+    delete entry.outcome.timings
+    delete entry.outcome.error
+    this.#sealWebhook(owner, state, event.id, now)
+    this.#save()
+    this.#subscribers.broadcast(event)
+    this.#wakeWaiters()
+    await this.env.KEY_QUOTA.getByName(owner).releaseJob(state.key)
+    await this.#scheduleAlarm()
+  }
+
+  // --- Runs ----------------------------------------------------------------------------------------
+
+  #newRun(input: SubmitInput, previous: JobState | null, now: number): JobState {
+    const firstEventId = this.#log.nextId()
+    const state: JobState = {
+      version: JOB_STATE_VERSION,
       key: input.key,
       origin: input.origin,
       modelId: input.modelId,
       className: input.className,
       request: input.request,
       status: 'queued',
+      run: (previous?.run ?? 0) + 1,
       attempts: 0,
       step: 0,
       createdAt: now,
-      deadline: now + config.jobTimeoutMs,
-      owners: [input.owner],
+      deadline: now + readConfig(this.env).jobTimeoutMs,
       requestId: input.requestId,
-      firstEventId: this.#log.nextId(),
+      firstEventId,
+      // Owners of earlier runs keep their view of how those ended.
+      owners: {
+        ...previous?.owners,
+        [input.owner]: { joinedAt: now, fromEventId: firstEventId, attached: true },
+      },
     }
-    if (input.webhook) this.#outbox.register(input.webhook.url, input.webhook.secret)
-    this.#save()
-    this.#emit(this.#log.append('queued', { id: input.key }))
-    await this.#scheduleAlarm()
-    this.#start()
-    return this.#state
+    this.#state = state
+    this.#subscribers.broadcast(this.#log.append('queued', { id: input.key }, { now }))
+    return state
   }
 
-  /** The job, or null when this key has never had one. */
-  snapshot(): JobState | null {
-    return this.#state
-  }
-
-  /** Resolves with the job once it has ended or `timeoutMs` has passed, whichever is first. */
-  async waitForCompletion(timeoutMs: number): Promise<JobState | null> {
-    if (!this.#state || isTerminal(this.#state.status)) return this.#state
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.#waiters.delete(done)
-        resolve()
-      }
-      const timer = setTimeout(done, timeoutMs)
-      this.#waiters.add(done)
-    })
-    return this.#state
-  }
-
-  /**
-   * The job's events as an SSE byte stream: those after `lastEventId` (all of this run when absent),
-   * then live events until the job ends.
-   */
-  subscribe(lastEventId: number | null): ReadableStream<Uint8Array> | null {
-    const state = this.#state
-    if (!state) return null
-    const from = Math.max(lastEventId ?? 0, state.firstEventId - 1)
-    const history = this.#log.after(from).map(eventText)
-    return this.#subscribers.open(history, isTerminal(state.status))
-  }
-
-  /** Stops the job: the backend run is aborted and cancelled on the backend, not just hidden. */
-  async cancel(): Promise<JobState | null> {
-    const state = this.#state
-    if (!state || isTerminal(state.status)) return state
-    await this.#stopBackendRun()
-    await this.#finish('canceled')
-    return this.#state
-  }
-
-  /** Webhook delivery state per endpoint. */
-  webhookDeliveries() {
-    return this.#outbox.list()
-  }
-
-  override async alarm(): Promise<void> {
-    const state = this.#state
-    const now = Date.now()
-    if (state && !isTerminal(state.status)) {
-      if (state.deadline !== undefined && now >= state.deadline) {
-        await this.#stopBackendRun()
-        await this.#finish('failed', {
-          status: 504,
-          type: PROBLEM_TYPES.timeout,
-          title: 'Generation timed out',
-          detail: `The job did not finish within ${readConfig(this.env).jobTimeoutMs / 1000} s.`,
-        })
-      } else if (!this.#run) {
-        // This instance lost the run (the object was restarted); the same seed gives the same pixels.
-        this.#start()
-      }
+  /** A job made from a stored result (its object lost its state, or never ran it here). */
+  #recordStoredResult(
+    input: SubmitInput,
+    stored: NonNullable<SubmitInput['stored']>,
+    previous: JobState | null,
+  ): JobState {
+    const finishedAt = Date.parse(stored.createdAt)
+    const firstEventId = this.#log.nextId()
+    const images = imageUrls(input.origin, input.key, input.request.count)
+    const event = this.#log.append('succeeded', { images, timings: stored.timings })
+    const state: JobState = {
+      version: JOB_STATE_VERSION,
+      key: input.key,
+      origin: input.origin,
+      modelId: input.modelId,
+      className: input.className,
+      request: input.request,
+      status: 'succeeded',
+      run: (previous?.run ?? 0) + 1,
+      attempts: 0,
+      step: input.request.steps,
+      createdAt: finishedAt,
+      finishedAt,
+      timings: stored.timings,
+      requestId: input.requestId,
+      firstEventId,
+      endEventId: event.id,
+      pruneAt: Date.now() + readConfig(this.env).eventRetentionMs,
+      owners: { ...previous?.owners },
     }
-    await this.#outbox.deliverDue(now)
-    await this.#scheduleAlarm()
+    this.#state = state
+    return state
   }
 
   #start(): void {
+    const state = this.#state
+    if (!state) return
     const controller = new AbortController()
-    this.#run = controller
-    this.#execute(controller).finally(() => {
-      if (this.#run === controller) this.#run = null
+    this.#execution = controller
+    this.#execute({ run: state.run, signal: controller.signal }).finally(() => {
+      if (this.#execution === controller) this.#execution = null
     })
   }
 
-  async #execute(controller: AbortController): Promise<void> {
+  #stopExecution(): void {
+    this.#execution?.abort(new Error('job stopped'))
+    this.#execution = null
+  }
+
+  async #execute(token: RunToken): Promise<void> {
     const state = this.#state
     if (!state) return
     const config = readConfig(this.env)
@@ -176,78 +393,121 @@ export class GenerationJob extends DurableObject<Env> {
         secret: config.backendSecret,
         request: state.request,
         requestId: state.requestId,
-        signal: controller.signal,
+        signal: token.signal,
+        idleTimeoutMs: config.backendIdleTimeoutMs,
         spread: Number.parseInt(state.key.slice(0, 8), 16),
-        runIdPrefix: `${state.key.slice(0, 24)}-${state.firstEventId}-${state.attempts}`,
-        onAttempt: (_attempt, backendUrl, runId) => {
+        runIdPrefix: `${state.key.slice(0, 24)}-${state.run}-${state.attempts}`,
+        onAttempt: (attempt, backendUrl, runId) => {
+          if (!isCurrent(this.#state, token)) return
           state.attempts += 1
           state.step = 0
-          state.backendUrl = backendUrl
-          state.runId = runId
+          state.backend = { url: backendUrl, runId }
           this.#save()
+          if (state.attempts > 1) {
+            const reason = attempt > 1 ? 'backend-failed' : 'job-resumed'
+            this.#emit(this.#log.append('retrying', { attempt: state.attempts, reason }))
+          }
         },
-        onEvent: (event) => this.#onBackendEvent(state, event),
+        onEvent: (event) => {
+          if (isCurrent(this.#state, token)) this.#onBackendEvent(state, event)
+        },
       })
-      if (controller.signal.aborted) return
+      if (!isCurrent(this.#state, token)) return
       if (result.modelId !== state.modelId) {
-        throw new BackendFailure(`backend returned model ${result.modelId}`, false)
+        throw new BackendFailure(`backend returned model ${result.modelId}`, { retryable: false })
       }
-      const images = result.images.map((base64) =>
-        Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)),
-      )
-      await saveResult(
-        this.env.RESULTS,
-        {
-          key: state.key,
-          modelId: state.modelId,
-          count: images.length,
-          timings: result.timings,
-          createdAt: new Date().toISOString(),
-        },
-        images,
-      )
-      state.timings = result.timings
-      await this.#finish('succeeded')
+      const storing = this.#storeAndSucceed(state, result)
+      this.#storing = storing
+      try {
+        await storing
+      } finally {
+        if (this.#storing === storing) this.#storing = null
+      }
     } catch (error) {
-      if (controller.signal.aborted) return
-      const failure =
-        error instanceof BackendFailure
-          ? {
-              status: error.status,
-              type: PROBLEM_TYPES.backendUnavailable,
-              title: 'Generation failed',
-              detail: error.message,
-            }
-          : { status: 500, type: PROBLEM_TYPES.internal, title: 'Generation failed' }
-      if (!(error instanceof BackendFailure)) {
-        console.error(
-          JSON.stringify({ requestId: state.requestId, job: state.key, error: String(error) }),
-        )
+      if (!isCurrent(this.#state, token)) return
+      await this.#finish('failed', this.#failureProblem(state, error))
+    }
+  }
+
+  /** Stores the images, then ends the job as succeeded: one step, so nothing can end it in between. */
+  async #storeAndSucceed(state: JobState, result: ResultEvent): Promise<void> {
+    const images = result.images.map((base64) =>
+      Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)),
+    )
+    await this.storeResult(state, result, images)
+    if (this.#state !== state || isTerminalStatus(state.status)) return
+    state.timings = result.timings
+    await this.#finish('succeeded')
+  }
+
+  /** Writes a result to R2 (a method of its own so tests can hold it to interleave a cancel). */
+  protected async storeResult(
+    state: JobState,
+    result: ResultEvent,
+    images: Uint8Array[],
+  ): Promise<void> {
+    await saveResult(
+      this.env.RESULTS,
+      {
+        key: state.key,
+        modelId: state.modelId,
+        count: images.length,
+        timings: result.timings,
+        createdAt: new Date().toISOString(),
+      },
+      images,
+    )
+  }
+
+  /** The problem a caller sees for a failed run: never a backend URL, network error or body. */
+  #failureProblem(state: JobState, error: unknown): ProblemInit {
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'generation failed',
+        requestId: state.requestId,
+        job: state.key,
+        run: state.run,
+        attempts: state.attempts,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      }),
+    )
+    if (error instanceof BackendFailure) {
+      return {
+        status: error.status,
+        type: error.type ?? PROBLEM_TYPES.backendUnavailable,
+        title: 'Generation failed',
+        detail: error.publicDetail,
       }
-      await this.#finish('failed', failure)
+    }
+    return {
+      status: 500,
+      type: PROBLEM_TYPES.internal,
+      title: 'Generation failed',
+      detail: BACKEND_TROUBLE,
     }
   }
 
   #onBackendEvent(state: JobState, event: RunEvent): void {
     switch (event.type) {
-      case 'accepted':
-        return
       case 'started':
         if (event.modelId !== state.modelId) {
           throw new BackendFailure(
             `backend serves model ${event.modelId}, this API serves ${state.modelId}`,
-            true,
+            { retryable: true },
           )
         }
-        state.status = 'running'
-        state.startedAt ??= Date.now()
-        this.#save()
+        if (canMove(state.status, 'running')) {
+          state.status = 'running'
+          state.startedAt ??= Date.now()
+          this.#save()
+        }
         this.#emit(this.#log.append('started', { attempt: state.attempts, modelId: event.modelId }))
         return
       case 'step': {
         // Progress lives in memory and in the event log; a restart begins a new attempt at step 0 anyway.
-        state.step += 1
         const { step, totalSteps, t, heavy, elapsedMs } = event
+        state.step = step + 1
         this.#emit(this.#log.append('step', { step, totalSteps, t, heavy, elapsedMs }))
         return
       }
@@ -259,57 +519,133 @@ export class GenerationJob extends DurableObject<Env> {
     }
   }
 
-  /** Ends the job: records the outcome, frees quota slots, wakes waiters, closes streams, queues webhooks. */
-  async #finish(status: 'succeeded' | 'failed' | 'canceled', failure?: ProblemInit): Promise<void> {
+  /** The deadline passed: a result being stored stands, otherwise the job fails and the run stops. */
+  async #timeOut(state: JobState): Promise<void> {
+    if (this.#storing) await this.#storing.catch(() => {})
+    if (isTerminalStatus(state.status)) return
+    const backend = state.backend
+    this.#stopExecution()
+    await this.#finish('failed', {
+      status: 504,
+      type: PROBLEM_TYPES.timeout,
+      title: 'Generation timed out',
+      detail: `The job did not finish within ${readConfig(this.env).jobTimeoutMs / 1000} s.`,
+    })
+    if (backend) await this.#cancelBackendRun(backend)
+  }
+
+  /**
+   * Ends the current run for every owner still attached: records the outcome (only if the machine
+   * allows the move: terminal states are final), frees their slots, wakes waiters, ends streams,
+   * seals webhooks.
+   */
+  async #finish(status: TerminalStatus, failure?: ProblemInit): Promise<void> {
     const state = this.#state
-    if (!state || isTerminal(state.status)) return
+    if (!state || !canMove(state.status, status)) return
+    const now = Date.now()
     state.status = status
-    state.finishedAt = Date.now()
+    state.finishedAt = now
+    state.pruneAt = now + readConfig(this.env).eventRetentionMs
     delete state.deadline
-    const owners = state.owners
-    state.owners = []
+    delete state.backend
     let event: LoggedEvent
     if (status === 'succeeded' && state.timings) {
       const images = imageUrls(state.origin, state.key, state.request.count)
-      event = this.#log.append('succeeded', { images, timings: state.timings })
+      event = this.#log.append('succeeded', { images, timings: state.timings }, { now })
     } else if (status === 'failed') {
       state.error = problem(failure ?? { status: 500, title: 'Generation failed' })
-      event = this.#log.append('failed', { problem: state.error })
+      event = this.#log.append('failed', { problem: state.error }, { now })
     } else {
-      event = this.#log.append('canceled', {})
+      event = this.#log.append('canceled', {}, { now })
+    }
+    state.endEventId = event.id
+    const released: string[] = []
+    for (const [id, owner] of Object.entries(state.owners)) {
+      if (!owner.attached) continue
+      owner.attached = false
+      owner.outcome = outcomeOf(state, event.id)
+      released.push(id)
+      this.#sealWebhook(id, state, event.id, now)
     }
     this.#save()
     this.#emit(event)
-    this.#subscribers.closeAll()
+    this.#wakeWaiters()
     await Promise.all(
-      owners.map((owner) => this.env.KEY_QUOTA.getByName(owner).releaseJob(state.key)),
-    )
-    this.#outbox.seal(
-      `msg_${state.key.slice(0, 24)}_${event.id}`,
-      JSON.stringify({
-        type: `generation.${status}`,
-        timestamp: new Date(state.finishedAt).toISOString(),
-        data: { id: state.key, status, eventId: event.id, ...(event.data as object) },
-      }),
-      Date.now(),
+      released.map((owner) => this.env.KEY_QUOTA.getByName(owner).releaseJob(state.key)),
     )
     // Delivery runs from the alarm (due now), so ending a job never waits on a slow receiver.
     await this.#scheduleAlarm()
-    for (const wake of [...this.#waiters]) wake()
   }
 
-  async #stopBackendRun(): Promise<void> {
-    const state = this.#state
-    this.#run?.abort(new Error('job stopped'))
-    this.#run = null
-    if (state?.backendUrl && state.runId) {
-      const config = readConfig(this.env)
-      await cancelRun(state.backendUrl, config.backendSecret, state.runId, state.requestId)
+  async #cancelBackendRun(backend: { url: string; runId: string }): Promise<void> {
+    const config = readConfig(this.env)
+    const requestId = this.#state?.requestId ?? ''
+    const confirmed = await cancelRun(backend.url, config.backendSecret, backend.runId, requestId)
+    if (!confirmed) {
+      console.warn(
+        JSON.stringify({ level: 'warn', msg: 'backend did not confirm the cancel', requestId }),
+      )
     }
   }
 
+  // --- Storage, events, alarm ----------------------------------------------------------------------
+
+  #page(afterId: number, owner: string, limit: number): LoggedEvent[] {
+    const entry = this.#state?.owners[owner]
+    if (!entry) return []
+    return this.#log.page(afterId, owner, limit, entry.outcome?.eventId)
+  }
+
+  #sealWebhook(owner: string, state: JobState, eventId: number, now: number): void {
+    const entry = state.owners[owner]
+    const outcome = entry?.outcome
+    if (!outcome) return
+    const data =
+      outcome.status === 'succeeded'
+        ? {
+            images: imageUrls(state.origin, state.key, state.request.count),
+            timings: outcome.timings,
+          }
+        : outcome.status === 'failed'
+          ? { problem: outcome.error }
+          : {}
+    this.#outbox.seal(
+      owner,
+      {
+        // Unique per owner and ending, stable across retries (Standard Webhooks `webhook-id`).
+        messageId: `msg_${state.key.slice(0, 24)}_${eventId}_${owner.slice(0, 12)}`,
+        body: JSON.stringify({
+          type: `generation.${outcome.status}`,
+          timestamp: new Date(outcome.finishedAt).toISOString(),
+          data: { id: state.key, status: outcome.status, eventId, ...data },
+        }),
+      },
+      now,
+    )
+  }
+
   #emit(event: LoggedEvent): void {
-    this.#subscribers.broadcast(eventText(event))
+    this.#subscribers.broadcast(event)
+  }
+
+  #wakeWaiters(): void {
+    for (const wake of [...this.#waiters]) wake()
+  }
+
+  #createSchema(): void {
+    const sql = this.ctx.storage.sql
+    sql.exec(
+      'CREATE TABLE IF NOT EXISTS job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',
+    )
+    this.#log.createSchema()
+    this.#outbox.createSchema()
+    // Objects created by the first version have tables without these columns.
+    addMissingColumns(sql, 'events', { audience: 'TEXT' })
+    addMissingColumns(sql, 'webhooks', {
+      owner: "TEXT NOT NULL DEFAULT ''",
+      lease_until: 'INTEGER',
+      given_up_at: 'INTEGER',
+    })
   }
 
   #save(): void {
@@ -319,16 +655,43 @@ export class GenerationJob extends DurableObject<Env> {
     )
   }
 
-  /** The next alarm: the watchdog while active, else the next webhook retry, else none. */
+  /** The next alarm: the watchdog while active, the next webhook retry, the log's pruning; or none. */
   async #scheduleAlarm(): Promise<void> {
     const state = this.#state
     const times: number[] = []
-    if (state && !isTerminal(state.status)) {
+    if (state && !isTerminalStatus(state.status)) {
       times.push(Math.min(Date.now() + WATCHDOG_MS, state.deadline ?? Number.POSITIVE_INFINITY))
     }
-    const webhookAt = this.#outbox.nextAttemptAt()
+    if (state?.pruneAt !== undefined) times.push(state.pruneAt)
+    const webhookAt = state ? this.#outbox.nextAttemptAt() : null
     if (webhookAt !== null) times.push(webhookAt)
     if (times.length === 0) await this.ctx.storage.deleteAlarm()
     else await this.ctx.storage.setAlarm(Math.min(...times))
   }
+}
+
+/** The first problems of a failed parse, as `path: message` (ZodError's own message is JSON). */
+function describeInvalid(error: unknown): string {
+  if (error instanceof z.ZodError) {
+    return error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+      .join('; ')
+  }
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** What an owner attached to the current run sees once it ends with `eventId`. */
+function outcomeOf(state: JobState, eventId: number): OwnerOutcome {
+  const outcome: OwnerOutcome = {
+    status: state.status as TerminalStatus,
+    eventId,
+    finishedAt: state.finishedAt ?? Date.now(),
+    step: state.step,
+    attempts: state.attempts,
+  }
+  if (state.startedAt !== undefined) outcome.startedAt = state.startedAt
+  if (state.timings) outcome.timings = state.timings
+  if (state.error) outcome.error = state.error
+  return outcome
 }

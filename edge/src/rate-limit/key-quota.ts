@@ -1,5 +1,6 @@
-// One Durable Object per API key: a token bucket for request rate and the set of the key's active jobs,
-// both strongly consistent because each key's requests meet in one place.
+// One Durable Object per API key: a token bucket for request rate and the set of the key's active jobs
+// with what each costs (rows x steps), both strongly consistent because each key's requests meet in one
+// place. Bounded: a key holds at most its concurrent-jobs limit of rows, and expired slots are deleted.
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env.ts'
 
@@ -17,7 +18,18 @@ export interface RateDecision {
   resetSeconds: number
 }
 
-export type JobSlot = { acquired: true } | { acquired: false; active: number }
+export interface JobLimits {
+  /** Jobs at once. */
+  maxJobs: number
+  /** Row-steps (runCost) of all jobs at once. */
+  maxCost: number
+  /** A slot not released by then is forgotten (a job that vanished must not hold it forever). */
+  ttlMs: number
+}
+
+export type JobSlot =
+  | { acquired: true }
+  | { acquired: false; reason: 'jobs' | 'cost'; active: number; activeCost: number }
 
 export class KeyQuota extends DurableObject<Env> {
   #tokens = 0
@@ -27,8 +39,19 @@ export class KeyQuota extends DurableObject<Env> {
     super(ctx, env)
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec(
-        'CREATE TABLE IF NOT EXISTS active_jobs (job_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)',
+        `CREATE TABLE IF NOT EXISTS active_jobs (
+          job_id TEXT PRIMARY KEY,
+          expires_at INTEGER NOT NULL,
+          cost INTEGER NOT NULL DEFAULT 0
+        )`,
       )
+      // Tables of the first version lack the cost column.
+      const columns = ctx.storage.sql
+        .exec<{ name: string }>("SELECT name FROM pragma_table_info('active_jobs')")
+        .toArray()
+      if (!columns.some((column) => column.name === 'cost')) {
+        ctx.storage.sql.exec('ALTER TABLE active_jobs ADD COLUMN cost INTEGER NOT NULL DEFAULT 0')
+      }
       this.#tokens = ctx.storage.kv.get<number>('tokens') ?? Number.NaN
       this.#updatedAt = ctx.storage.kv.get<number>('updatedAt') ?? 0
     })
@@ -53,16 +76,33 @@ export class KeyQuota extends DurableObject<Env> {
     }
   }
 
-  /** Counts a job against the key's concurrent-jobs quota; idempotent per job id. */
-  acquireJob(jobId: string, max: number, ttlMs: number, now = Date.now()): JobSlot {
+  /**
+   * Counts a job of `cost` row-steps against the key's quotas (jobs at once, cost at once); idempotent
+   * per job id. Refused when either would be exceeded.
+   */
+  acquireJob(jobId: string, cost: number, limits: JobLimits, now = Date.now()): JobSlot {
     const sql = this.ctx.storage.sql
     sql.exec('DELETE FROM active_jobs WHERE expires_at <= ?', now)
     if (sql.exec('SELECT 1 FROM active_jobs WHERE job_id = ?', jobId).toArray().length > 0) {
       return { acquired: true }
     }
-    const active = sql.exec<{ n: number }>('SELECT count(*) AS n FROM active_jobs').one().n
-    if (active >= max) return { acquired: false, active }
-    sql.exec('INSERT INTO active_jobs (job_id, expires_at) VALUES (?, ?)', jobId, now + ttlMs)
+    const held = sql
+      .exec<{ n: number; cost: number | null }>(
+        'SELECT count(*) AS n, sum(cost) AS cost FROM active_jobs',
+      )
+      .one()
+    const active = held.n
+    const activeCost = held.cost ?? 0
+    if (active >= limits.maxJobs) return { acquired: false, reason: 'jobs', active, activeCost }
+    if (activeCost + cost > limits.maxCost) {
+      return { acquired: false, reason: 'cost', active, activeCost }
+    }
+    sql.exec(
+      'INSERT INTO active_jobs (job_id, expires_at, cost) VALUES (?, ?, ?)',
+      jobId,
+      now + limits.ttlMs,
+      cost,
+    )
     return { acquired: true }
   }
 

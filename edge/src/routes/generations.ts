@@ -5,9 +5,12 @@ import {
   type GenerationRequest,
   generationRequestSchema,
   generationSchema,
+  isTerminalStatus,
   RESULT_KEY_PATTERN,
 } from '../../../shared/generation-api.ts'
+import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import { type RunRequest, runRequestSchema } from '../../../shared/run-protocol.ts'
+import { runCost } from '../../../shared/sampling-options.ts'
 import { SSE_CONTENT_TYPE } from '../../../shared/sse.ts'
 import type { ApiKeyIdentity } from '../auth/api-key.ts'
 import { requireApiKey } from '../auth/require-api-key.ts'
@@ -16,13 +19,17 @@ import type { AppEnv } from '../http/app-env.ts'
 import { limitBody } from '../http/body-limit.ts'
 import { createApiApp, problemResponseDoc } from '../http/openapi-app.ts'
 import { parsePreferWait } from '../http/prefer-wait.ts'
-import { ApiError, invalidRequest, notFound, PROBLEM_TYPES } from '../http/problem.ts'
-import { isTerminal, type JobState, toGeneration } from '../jobs/job-state.ts'
+import { ApiError, invalidRequest, notFound } from '../http/problem.ts'
+import { MAX_OWNERS_PER_JOB, type SubmitInput, type SubmitResult } from '../jobs/generation-job.ts'
+import { toGeneration } from '../jobs/job-state.ts'
 import { resolveRunRequest } from '../jobs/resolve-request.ts'
 import { model } from '../models/manifest.ts'
+import type { JobSlot } from '../rate-limit/key-quota.ts'
 import { rateLimit } from '../rate-limit/rate-limit.ts'
 import { fingerprint, resultKey } from '../results/result-key.ts'
 import { findResult } from '../results/result-store.ts'
+import { MAX_ENDPOINTS_PER_RUN } from '../webhooks/outbox.ts'
+import { webhookTargetError } from '../webhooks/webhook-target.ts'
 
 const security = [{ bearerAuth: [] }]
 const jsonGeneration = { 'application/json': { schema: generationSchema } }
@@ -118,96 +125,101 @@ const cancelGeneration = createRoute({
 
 export const generations = createApiApp()
 
-generations.use('/v1/generations', requireApiKey(), rateLimit(), limitBody())
+// One authentication and one rate-limit charge per request: '/v1/generations/*' also matches the
+// collection itself, so the body limit is the only addition for POST /v1/generations.
 generations.use('/v1/generations/*', requireApiKey(), rateLimit())
+generations.use('/v1/generations', limitBody())
 
 generations.openapi(createGeneration, async (c) => {
   const body = c.req.valid('json')
   const headers = c.req.valid('header')
   const apiKey = c.get('apiKey')
   const config = readConfig(c.env)
-  checkWebhookUrl(body.webhookUrl, config.allowHttpWebhooks)
+  if (body.webhookUrl !== undefined) {
+    const refused = webhookTargetError(body.webhookUrl, config.webhookPolicy)
+    if (refused) throw invalidRequest([{ field: 'webhookUrl', message: refused }])
+  }
   const request = await resolveOnce(c, apiKey, body, headers['idempotency-key'])
   const key = await resultKey(config.resultKeySecret, model.id, request)
-  const origin = new URL(c.req.url).origin
-  const className = model.classes[request.classIndex]?.name ?? String(request.classIndex)
-
-  const cached = await findResult(c.env.RESULTS, key)
-  if (cached) {
-    const state: JobState = {
-      key,
-      origin,
-      modelId: cached.modelId,
-      className,
-      request,
-      status: 'succeeded',
-      attempts: 0,
-      step: request.steps,
-      createdAt: Date.parse(cached.createdAt),
-      finishedAt: Date.parse(cached.createdAt),
-      timings: cached.timings,
-      owners: [],
-      requestId: c.get('requestId'),
-      firstEventId: 0,
-    }
-    return c.json(toGeneration(state), 200, { location: toGeneration(state).urls.self })
-  }
-
-  const quota = c.env.KEY_QUOTA.getByName(apiKey.id)
-  const slot = await quota.acquireJob(
-    key,
-    apiKey.limits.concurrentJobs,
-    config.jobTimeoutMs + 60_000,
-  )
-  if (!slot.acquired) {
-    throw new ApiError(
-      {
-        status: 429,
-        type: PROBLEM_TYPES.concurrencyQuota,
-        title: 'Too many concurrent jobs',
-        detail: `This key may run ${apiKey.limits.concurrentJobs} jobs at once; ${slot.active} are active.`,
-      },
-      { 'retry-after': '5' },
-    )
-  }
   const job = c.env.GENERATION_JOB.getByName(key)
-  let state: JobState = await job.submit({
+  const input: SubmitInput = {
     key,
-    origin,
+    origin: new URL(c.req.url).origin,
     modelId: model.id,
-    className,
+    className: model.classes[request.classIndex]?.name ?? String(request.classIndex),
     request,
     owner: apiKey.id,
     requestId: c.get('requestId'),
     ...(body.webhookUrl ? { webhook: { url: body.webhookUrl, secret: apiKey.webhookSecret } } : {}),
+  }
+
+  const cached = await findResult(c.env.RESULTS, key)
+  if (cached) {
+    // A finished result: no slot, no GPU work; the key still becomes an owner (it may read the job
+    // and gets its webhook).
+    // RPC wraps the result type; it is the SubmitResult the object returned.
+    const joined = (await job.submit({ ...input, stored: cached })) as SubmitResult
+    if (joined.kind === 'busy') throw busy(joined.reason)
+    const generation = toGeneration(joined.view)
+    return c.json(generation, 200, { location: generation.urls.self })
+  }
+
+  const quota = c.env.KEY_QUOTA.getByName(apiKey.id)
+  const slot = await quota.acquireJob(key, runCost(request), {
+    maxJobs: apiKey.limits.concurrentJobs,
+    maxCost: apiKey.limits.concurrentCost,
+    ttlMs: config.jobTimeoutMs + 60_000,
   })
+  if (!slot.acquired) throw quotaExceeded(apiKey, slot)
+  const joined = (await job.submit(input)) as SubmitResult
+  if (joined.kind === 'busy') {
+    await quota.releaseJob(key)
+    throw busy(joined.reason)
+  }
+  let view = joined.view
   // Joined a job that had already ended (a race with its result becoming visible): no slot held.
-  if (isTerminal(state.status)) await quota.releaseJob(key)
+  if (isTerminalStatus(view.status)) await quota.releaseJob(key)
 
   const wait = parsePreferWait(headers.prefer)
   if (wait !== null) {
     c.header('preference-applied', `wait=${wait}`)
-    if (!isTerminal(state.status)) state = (await job.waitForCompletion(wait * 1000)) ?? state
+    if (!isTerminalStatus(view.status)) {
+      view = (await job.waitForCompletion(apiKey.id, wait * 1000)) ?? view
+    }
   }
-  const generation = toGeneration(state)
+  const generation = toGeneration(view)
   c.header('location', generation.urls.self)
-  return isTerminal(state.status) ? c.json(generation, 200) : c.json(generation, 202)
+  return isTerminalStatus(view.status) ? c.json(generation, 200) : c.json(generation, 202)
 })
 
+// GET, events and cancel answer the same 404 to a key that is not an owner as to an unknown id, so a
+// job's existence is never revealed to another key.
 generations.openapi(getGeneration, async (c) => {
   const { id } = c.req.valid('param')
-  const state = await c.env.GENERATION_JOB.getByName(id).snapshot()
-  if (!state) throw notFound(`No generation ${id}.`)
-  return c.json(toGeneration(state), 200)
+  const view = await c.env.GENERATION_JOB.getByName(id).snapshot(c.get('apiKey').id)
+  if (!view) throw notFound(`No generation ${id}.`)
+  return c.json(toGeneration(view), 200)
 })
 
 generations.openapi(streamEvents, async (c) => {
   const { id } = c.req.valid('param')
   const lastEventId = c.req.valid('header')['last-event-id']
   const stream = await c.env.GENERATION_JOB.getByName(id).subscribe(
+    c.get('apiKey').id,
     lastEventId === undefined ? null : Number(lastEventId),
   )
-  if (!stream) throw notFound(`No generation ${id}.`)
+  if (stream === 'not-found') throw notFound(`No generation ${id}.`)
+  if (stream === 'too-many') {
+    throw new ApiError(
+      {
+        status: 429,
+        type: PROBLEM_TYPES.tooManyStreams,
+        title: 'Too many event streams',
+        detail: 'This generation already has as many open event streams as allowed; close one.',
+      },
+      { 'retry-after': '5' },
+    )
+  }
   return new Response(stream, {
     headers: {
       'content-type': `${SSE_CONTENT_TYPE}; charset=utf-8`,
@@ -219,10 +231,50 @@ generations.openapi(streamEvents, async (c) => {
 
 generations.openapi(cancelGeneration, async (c) => {
   const { id } = c.req.valid('param')
-  const state = await c.env.GENERATION_JOB.getByName(id).cancel()
-  if (!state) throw notFound(`No generation ${id}.`)
-  return c.json(toGeneration(state), 200)
+  const view = await c.env.GENERATION_JOB.getByName(id).cancel(c.get('apiKey').id)
+  if (!view) throw notFound(`No generation ${id}.`)
+  return c.json(toGeneration(view), 200)
 })
+
+function quotaExceeded(
+  apiKey: ApiKeyIdentity,
+  slot: Extract<JobSlot, { acquired: false }>,
+): ApiError {
+  const { concurrentJobs, concurrentCost } = apiKey.limits
+  const detail =
+    slot.reason === 'jobs'
+      ? `This key may run ${concurrentJobs} jobs at once; ${slot.active} are active.`
+      : `This key may run ${concurrentCost} row-steps (images x guidance rows x steps) at once; ` +
+        `${slot.activeCost} are in use.`
+  return new ApiError(
+    {
+      status: 429,
+      type: PROBLEM_TYPES.concurrencyQuota,
+      title: 'Too many concurrent jobs',
+      detail,
+    },
+    { 'retry-after': '5' },
+  )
+}
+
+function busy(reason: 'owners' | 'webhooks'): ApiError {
+  return reason === 'owners'
+    ? new ApiError(
+        {
+          status: 429,
+          type: PROBLEM_TYPES.generationBusy,
+          title: 'Generation busy',
+          detail: `This generation already has ${MAX_OWNERS_PER_JOB} callers waiting on it.`,
+        },
+        { 'retry-after': '5' },
+      )
+    : new ApiError({
+        status: 409,
+        type: PROBLEM_TYPES.webhookLimit,
+        title: 'Too many webhooks',
+        detail: `This generation already has ${MAX_ENDPOINTS_PER_RUN} webhook endpoints waiting.`,
+      })
+}
 
 /**
  * The run request for this body. With an Idempotency-Key, the first request's resolution (its drawn
@@ -247,10 +299,4 @@ async function resolveOnce(
     })
   }
   return runRequestSchema.parse(claim.value)
-}
-
-function checkWebhookUrl(url: string | undefined, allowHttp: boolean): void {
-  if (url === undefined || url.startsWith('https:') || (allowHttp && url.startsWith('http:')))
-    return
-  throw invalidRequest([{ field: 'webhookUrl', message: 'must be an https URL' }])
 }

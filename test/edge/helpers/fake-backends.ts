@@ -18,8 +18,10 @@ export type BackendBehavior =
   | { kind: 'status'; status: number }
   /** Streams `steps` steps, then the connection resets. */
   | { kind: 'reset-after'; steps: number }
-  /** Streams `error` with this problem status after `steps` steps. */
-  | { kind: 'error-event'; steps: number; status: number }
+  /** Streams `error` with this problem status (and type) after `steps` steps. */
+  | { kind: 'error-event'; steps: number; status: number; type?: string }
+  /** Streams `steps` steps, then goes silent (no heartbeat) without closing: a stalled backend. */
+  | { kind: 'stall-after'; steps: number }
 
 export interface RecordedRequest {
   url: string
@@ -38,6 +40,8 @@ export interface FakeBackends {
   set(origin: string, behavior: BackendBehavior): void
   /** Answer for webhook receivers (any other origin); default 204. */
   webhookStatus: (request: RecordedRequest) => number
+  /** When true, DELETE /v1/runs/:id never answers (a hung backend); the caller's signal still aborts. */
+  deleteHangs: boolean
   restore(): void
 }
 
@@ -59,6 +63,7 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     aborted: [],
     set: (origin, behavior) => behaviors.set(origin, behavior),
     webhookStatus: () => 204,
+    deleteHangs: false,
     restore: () => spy.mockRestore(),
   }
   const realFetch = globalThis.fetch
@@ -79,7 +84,10 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
       }
       return realFetch(input, init)
     }
-    if (request.method === 'DELETE') return Response.json({ ok: true })
+    if (request.method === 'DELETE') {
+      if (fake.deleteHangs) return hangUntilAborted(init?.signal ?? undefined)
+      return Response.json({ ok: true })
+    }
     if (behavior.kind === 'refuse')
       throw new TypeError('Network connection lost: connection refused')
     if (behavior.kind === 'status') {
@@ -188,11 +196,17 @@ function streamRun(
         controller.error(new Error('connection reset'))
         return
       }
+      if (behavior.kind === 'stall-after') return
       if (behavior.kind === 'error-event') {
         send({
           type: 'error',
           runId,
-          problem: { type: 'about:blank', status: behavior.status, title: 'fake run error' },
+          problem: {
+            type: behavior.type ?? 'about:blank',
+            status: behavior.status,
+            title: 'fake run error',
+            detail: 'internal detail from http://backend.internal:9999/secret',
+          },
         })
         controller.close()
         return
@@ -212,5 +226,12 @@ function streamRun(
       })
       controller.close()
     },
+  })
+}
+
+/** A response that never comes; rejects like fetch when the signal aborts. */
+function hangUntilAborted(signal: AbortSignal | undefined): Promise<Response> {
+  return new Promise((_resolve, reject) => {
+    signal?.addEventListener('abort', () => reject(signal.reason), { once: true })
   })
 }

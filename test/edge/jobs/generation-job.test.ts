@@ -25,7 +25,7 @@ function subscribe(authorization: string, id: string, lastEventId?: string) {
 
 describe('GET /v1/generations/:id/events', () => {
   it('writes each event with its id, name and JSON data (exact wire text)', async () => {
-    const { authorization } = await createKey()
+    const { authorization, id } = await createKey()
     const seed = uniqueSeed()
     const job = await startJob(authorization, {
       class: 1,
@@ -33,7 +33,7 @@ describe('GET /v1/generations/:id/events', () => {
       seed,
       heavySchedule: { every: 2 },
     })
-    await env.GENERATION_JOB.getByName(job.id).waitForCompletion(5_000)
+    await env.GENERATION_JOB.getByName(job.id).waitForCompletion(id, 5_000)
     const response = await subscribe(authorization, job.id)
     expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8')
     expect(response.headers.get('cache-control')).toBe('no-cache, no-transform')
@@ -48,9 +48,9 @@ describe('GET /v1/generations/:id/events', () => {
   })
 
   it('resumes after Last-Event-ID without losing or repeating events', async () => {
-    const { authorization } = await createKey()
+    const { authorization, id } = await createKey()
     const job = await startJob(authorization, { class: 1, steps: 6 })
-    await env.GENERATION_JOB.getByName(job.id).waitForCompletion(5_000)
+    await env.GENERATION_JOB.getByName(job.id).waitForCompletion(id, 5_000)
     const all = await readEvents(await subscribe(authorization, job.id))
     const resumed = await readEvents(await subscribe(authorization, job.id, '4'))
     expect(resumed.map((event) => event.id)).toEqual(all.slice(4).map((event) => event.id))
@@ -65,14 +65,20 @@ describe('GET /v1/generations/:id/events', () => {
     await new Promise((resolve) => setTimeout(resolve, 120))
     const late = readEvents(await subscribe(authorization, job.id))
     const [earlyEvents, lateEvents] = await Promise.all([early, late])
-    expect(lateEvents).toEqual(earlyEvents)
-    expect(earlyEvents.filter((event) => event.event === 'preview')).toHaveLength(4)
+    const previews = (events: typeof earlyEvents) =>
+      events.filter((event) => event.event === 'preview')
+    const others = (events: typeof earlyEvents) =>
+      events.filter((event) => event.event !== 'preview')
+    expect(others(lateEvents)).toEqual(others(earlyEvents))
+    expect(previews(earlyEvents)).toHaveLength(4)
+    // History keeps only the latest preview (each supersedes the last); live ones all arrive.
+    expect(previews(earlyEvents).slice(-previews(lateEvents).length)).toEqual(previews(lateEvents))
     expect(earlyEvents.at(-1)?.event).toBe('succeeded')
   })
 
   it('keeps an idle stream open with heartbeat comments', async () => {
     slow(100)
-    const { authorization } = await createKey()
+    const { authorization, id } = await createKey()
     const job = await startJob(authorization, { class: 3, steps: 8 })
     const response = await subscribe(authorization, job.id)
     const reader = (response.body as ReadableStream<Uint8Array>)
@@ -86,7 +92,7 @@ describe('GET /v1/generations/:id/events', () => {
     }
     await reader.cancel()
     expect(text).toContain(': heartbeat\n\n')
-    await env.GENERATION_JOB.getByName(job.id).cancel()
+    await env.GENERATION_JOB.getByName(job.id).cancel(id)
   })
 
   it('answers 404 for a job that does not exist', async () => {
@@ -95,13 +101,41 @@ describe('GET /v1/generations/:id/events', () => {
   })
 })
 
-/** Writes a job straight into a fresh object's storage, as a restarted isolate would find it. */
-async function seedStoredJob(overrides: Partial<JobState>) {
-  const key = Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) =>
+const OWNER = 'f'.repeat(64)
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 5_000) {
+  const started = Date.now()
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** Writes a job row straight into a fresh object's storage, as a restarted isolate would find it. */
+async function seedStoredRow(row: Record<string, unknown>) {
+  const stub = env.GENERATION_JOB.getByName(row.key as string)
+  await runInDurableObject(stub, async (_instance, object) => {
+    object.storage.sql.exec(
+      'CREATE TABLE job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',
+    )
+    object.storage.sql.exec('INSERT INTO job (id, state) VALUES (1, ?)', JSON.stringify(row))
+    await object.storage.setAlarm(Date.now() + 30_000)
+  })
+  // A new instance: the in-memory state now comes from SQLite, as after a restart.
+  await evictDurableObject(stub)
+  return stub
+}
+
+const randomKey = () =>
+  Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) =>
     byte.toString(16).padStart(2, '0'),
   ).join('')
-  const state: JobState = {
-    key,
+
+/** A running job of one owner, as version 2 stores it. */
+function storedJob(overrides: Partial<JobState> = {}): JobState {
+  return {
+    version: 2,
+    key: randomKey(),
     origin: 'https://edge.test',
     modelId: MODEL_ID,
     className: 'Coat',
@@ -115,61 +149,91 @@ async function seedStoredJob(overrides: Partial<JobState>) {
       previewEvery: 0,
     },
     status: 'running',
+    run: 1,
     attempts: 1,
     step: 2,
     createdAt: Date.now(),
     startedAt: Date.now(),
     deadline: Date.now() + 60_000,
-    owners: [],
+    owners: { [OWNER]: { joinedAt: Date.now(), fromEventId: 1, attached: true } },
     requestId: 'seeded',
     firstEventId: 1,
     ...overrides,
   }
-  const stub = env.GENERATION_JOB.getByName(key)
-  await runInDurableObject(stub, async (_instance, object) => {
-    object.storage.sql.exec('INSERT INTO job (id, state) VALUES (1, ?)', JSON.stringify(state))
-    await object.storage.setAlarm(Date.now() + 30_000)
-  })
-  // A new instance: the in-memory state now comes from SQLite, as after a restart.
-  await evictDurableObject(stub)
-  return stub
 }
 
 describe('GenerationJob durability', () => {
-  it('loads its state from SQLite after a restart and its alarm resumes the lost run', async () => {
-    const stub = await seedStoredJob({})
-    expect((await stub.snapshot())?.status).toBe('running')
-    expect(backends().runRequests()).toHaveLength(0)
-    expect(await runDurableObjectAlarm(stub)).toBe(true)
-    const done = await stub.waitForCompletion(5_000)
+  it('loads its state from SQLite after a restart and resumes the lost run (a retrying event says so)', async () => {
+    const stub = await seedStoredRow(storedJob())
+    // Any call wakes the object, which then resumes at once instead of at the 30 s watchdog.
+    expect((await stub.snapshot(OWNER))?.status).toBe('running')
+    const done = await stub.waitForCompletion(OWNER, 5_000)
     expect(done?.status).toBe('succeeded')
     expect(done?.attempts).toBe(2)
     expect(backends().runRequests()).toHaveLength(1)
     expect(JSON.parse(backends().runRequests()[0]?.body ?? '{}').seed).toBe(done?.request.seed)
   })
 
-  it('fails the job with 504 when the alarm finds it past its deadline, and cancels the backend run', async () => {
-    const stub = await seedStoredJob({
-      deadline: Date.now() - 1,
+  it('migrates a version 1 row (an owners list, backend fields at the top level)', async () => {
+    const v2 = storedJob({ deadline: Date.now() - 1 })
+    const { version: _version, run: _run, owners: _owners, ...common } = v2
+    const stub = await seedStoredRow({
+      ...common,
+      owners: [OWNER],
       backendUrl: 'http://backend-a.test',
       runId: 'seeded-run-1',
     })
-    expect(await runDurableObjectAlarm(stub)).toBe(true)
-    const state = await stub.snapshot()
+    expect(await stub.snapshot(OWNER)).toMatchObject({ run: 1, version: 2 })
+    expect(await stub.snapshot('someone-else')).toBeNull()
+    // Past its deadline: the alarm that waking it scheduled fails it and cancels the recorded run.
+    expect(await stub.waitForCompletion(OWNER, 5_000)).toMatchObject({ status: 'failed' })
+    // The run is canceled on the backend after the job has ended (a cancel never holds the job up).
+    const deletes = () => backends().requests.filter((request) => request.method === 'DELETE')
+    await until(async () => deletes().length > 0)
+    expect(deletes().map((request) => request.url)).toEqual([
+      'http://backend-a.test/v1/runs/seeded-run-1',
+    ])
+  })
+
+  it('refuses a corrupt row loudly, naming the field, instead of running with it', async () => {
+    const stub = await seedStoredRow({ ...storedJob(), status: 'paused' })
+    const error = await stub.snapshot(OWNER).then(
+      () => null,
+      (thrown: unknown) => thrown,
+    )
+    expect(String(error)).toMatch(/^Error: Stored job state is invalid \(status: Invalid option/)
+  })
+
+  it('fails the job with 504 when the alarm finds it past its deadline, and cancels the backend run', async () => {
+    const stub = await seedStoredRow(
+      storedJob({
+        deadline: Date.now() - 1,
+        backend: { url: 'http://backend-a.test', runId: 'seeded-run-1' },
+      }),
+    )
+    const state = await stub.waitForCompletion(OWNER, 5_000)
     expect(state?.status).toBe('failed')
     expect(state?.error).toMatchObject({ status: 504, title: 'Generation timed out' })
-    const deletes = backends().requests.filter((request) => request.method === 'DELETE')
-    expect(deletes.map((request) => request.url)).toEqual([
+    // The run is canceled on the backend after the job has ended (a cancel never holds the job up).
+    const deletes = () => backends().requests.filter((request) => request.method === 'DELETE')
+    await until(async () => deletes().length > 0)
+    expect(deletes().map((request) => request.url)).toEqual([
       'http://backend-a.test/v1/runs/seeded-run-1',
     ])
     expect(backends().runRequests()).toHaveLength(0)
   })
 
-  it('stays idle after it ends: no alarm left unless a webhook is due', async () => {
-    const { authorization } = await createKey()
-    const job = await startJob(authorization, { class: 1, steps: 2 })
+  it('after it ends, its only alarm prunes the event log to the terminal event; then it stays idle', async () => {
+    const { authorization, id } = await createKey()
+    const job = await startJob(authorization, { class: 1, steps: 3 })
     const stub = env.GENERATION_JOB.getByName(job.id)
-    await stub.waitForCompletion(5_000)
+    await stub.waitForCompletion(id, 5_000)
+    expect((await stub.storageStats()).events).toBe(6)
+    // EVENT_RETENTION_SECONDS is 1 in the test configuration; the alarm prunes on its own.
+    await until(async () => (await stub.storageStats()).events === 1)
+    const events = await readEvents(await subscribe(authorization, job.id))
+    expect(events.map((event) => event.event)).toEqual(['succeeded'])
+    expect((await stub.snapshot(id))?.status).toBe('succeeded')
     expect(await runDurableObjectAlarm(stub)).toBe(false)
   })
 })

@@ -32,6 +32,14 @@ describe('per-key rate limit', () => {
     expect(((await limited.json()) as { type: string }).type).toBe('/problems/rate-limited')
   })
 
+  it('charges a POST /v1/generations once: a 60-per-minute key gets 60 POSTs', async () => {
+    const { authorization } = await createKey({ requestsPerMinute: 60, concurrentJobs: 100 })
+    const first = await postGeneration(authorization, { class: 1, steps: 1, seed: uniqueSeed() })
+    expect(first.headers.get('ratelimit')).toMatch(/^"requests";r=59;t=\d+$/)
+    const second = await postGeneration(authorization, { class: 1, steps: 1, seed: uniqueSeed() })
+    expect(second.headers.get('ratelimit')).toMatch(/^"requests";r=58;t=\d+$/)
+  })
+
   it('limits each key on its own', async () => {
     const busy = await createKey({ requestsPerMinute: 1 })
     const idle = await createKey({ requestsPerMinute: 1 })
@@ -54,10 +62,28 @@ describe('concurrent-jobs quota', () => {
     expect(second.status).toBe(429)
     expect(((await second.json()) as { type: string }).type).toBe('/problems/concurrency-quota')
     const { id: jobId } = (await first.json()) as { id: string }
-    await env.GENERATION_JOB.getByName(jobId).waitForCompletion(5_000)
+    await env.GENERATION_JOB.getByName(jobId).waitForCompletion(id, 5_000)
     expect(await env.KEY_QUOTA.getByName(id).activeJobs()).toEqual([])
     const third = await postGeneration(authorization, { class: 1, steps: 2, seed: uniqueSeed() })
     expect(third.status).toBe(202)
+  })
+
+  it('counts cost (rows x steps): a maximum-size job holds the whole default budget', async () => {
+    const { authorization } = await createKey({ concurrentJobs: 4 })
+    const largest = { class: 1, count: 64, guidance: 2, steps: 1000, seed: uniqueSeed() }
+    const big = await postGeneration(authorization, largest)
+    expect(big.status).toBe(202)
+    const small = await postGeneration(authorization, { class: 1, steps: 2, seed: uniqueSeed() })
+    expect(small.status).toBe(429)
+    const problem = (await small.json()) as { type: string; detail: string }
+    expect(problem.type).toBe('/problems/concurrency-quota')
+    expect(problem.detail).toBe(
+      'This key may run 128000 row-steps (images x guidance rows x steps) at once; 128000 are in use.',
+    )
+    const { id } = (await big.json()) as { id: string }
+    await call(`/v1/generations/${id}/cancel`, { method: 'POST', headers: { authorization } })
+    const after = await postGeneration(authorization, { class: 1, steps: 2, seed: uniqueSeed() })
+    expect(after.status).toBe(202)
   })
 
   it('does not count a cache hit against the quota', async () => {
