@@ -19,7 +19,7 @@ import {
 import { type EvalReport, renderReport } from '../eval/report.ts'
 import { encodeGridPng } from '../image/png.ts'
 import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
-import { sessionConfigFromEnv } from '../onnx/session.ts'
+import { parseSessionConfig } from '../service/config.ts'
 import { UsageError } from './usage-error.ts'
 
 const USAGE = `usage: npm run eval -- [options]
@@ -96,7 +96,7 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE)
     return
   }
-  const session = sessionConfigFromEnv(process.env)
+  const session = parseSessionConfig(process.env)
   const pair = await loadModelPair(args.models, session)
   const evaluator = await loadEvaluator(args.models, session)
   try {

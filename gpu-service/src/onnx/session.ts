@@ -1,17 +1,15 @@
-// The one place that creates ONNX Runtime sessions: execution provider and thread options come from
-// config, and every run is checked against the manifest's declared tensors before it reaches the runtime.
+// The one place that creates ONNX Runtime sessions: the device's execution providers
+// (execution-providers.ts) and thread options come from config (service/config.ts reads them from the
+// environment), and every run is checked against the manifest's declared tensors before it reaches the
+// runtime.
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { BATCH_DIM, type ModelSpec, type TensorSpec } from '../../../shared/model-manifest.ts'
+import { executionProvidersFor } from './execution-providers.ts'
 
-/** Device name -> execution providers in preference order (CPU last, for ops a GPU provider lacks). */
-export const EXECUTION_PROVIDERS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  cpu: Object.freeze(['cpu']),
-  cuda: Object.freeze(['cuda', 'cpu']),
-  tensorrt: Object.freeze(['tensorrt', 'cuda', 'cpu']),
-})
+export { EXECUTION_PROVIDERS, executionProvidersFor } from './execution-providers.ts'
 
 export interface SessionConfig {
   /** A key of EXECUTION_PROVIDERS. */
@@ -25,46 +23,10 @@ export interface SessionConfig {
 export const DEFAULT_SESSION_CONFIG: SessionConfig = Object.freeze({ device: 'cpu' })
 
 /**
- * The execution providers for a device; throws naming the known devices when it is not one of them.
- *
- * @example
- * executionProvidersFor('cuda') // ['cuda', 'cpu']
+ * @deprecated The environment has one reader, parseSessionConfig in service/config.ts (Zod, the same
+ * rules and messages as the service's); this name stays for the sample command until it moves over.
  */
-export function executionProvidersFor(device: string): readonly string[] {
-  const providers = Object.hasOwn(EXECUTION_PROVIDERS, device) ? EXECUTION_PROVIDERS[device] : null
-  if (!providers) {
-    const known = Object.keys(EXECUTION_PROVIDERS).join(', ')
-    throw new Error(`Unknown ONNX device "${device}"; expected one of: ${known}`)
-  }
-  return providers
-}
-
-/**
- * Session config from the environment: DUALRATE_DEVICE (default cpu), DUALRATE_INTRA_OP_THREADS,
- * DUALRATE_INTER_OP_THREADS.
- *
- * @example
- * const config = sessionConfigFromEnv(process.env)
- */
-export function sessionConfigFromEnv(env: Record<string, string | undefined>): SessionConfig {
-  const config: SessionConfig = { device: env.DUALRATE_DEVICE || DEFAULT_SESSION_CONFIG.device }
-  executionProvidersFor(config.device)
-  const intraOpThreads = threadCount(env, 'DUALRATE_INTRA_OP_THREADS')
-  const interOpThreads = threadCount(env, 'DUALRATE_INTER_OP_THREADS')
-  if (intraOpThreads !== undefined) config.intraOpThreads = intraOpThreads
-  if (interOpThreads !== undefined) config.interOpThreads = interOpThreads
-  return config
-}
-
-function threadCount(env: Record<string, string | undefined>, name: string): number | undefined {
-  const text = env[name]
-  if (text === undefined || text === '') return undefined
-  const value = Number(text)
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`${name} must be a positive integer, got "${text}"`)
-  }
-  return value
-}
+export { parseSessionConfig as sessionConfigFromEnv } from '../service/config.ts'
 
 /** A session together with the manifest entry that describes it. */
 export interface LoadedModel {

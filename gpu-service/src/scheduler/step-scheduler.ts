@@ -1,7 +1,19 @@
-// Step-level continuous batching. Each tick gathers the active runs whose heavy schedule falls on their
-// next step into one heavy call and all active runs into one light call; runs join from a bounded FIFO
-// queue and leave (done, cancelled, past their deadline) between model calls. With batching off each run
-// gets its own calls, round robin: the baseline the benchmark compares against.
+// Step-level continuous batching. Every tick, each active run advances one step: the active runs are
+// packed, first fit in admission order, into model calls of at most maxBatchRows rows (a run's rows never
+// split across calls); within a call, the runs whose heavy schedule falls on their next step share one
+// heavy encoder call and all of them share one light denoiser call. Runs leave (done, cancelled, past
+// their deadline, failed) between model calls. With batching off each run gets its own calls, round
+// robin: the baseline the benchmark compares against.
+//
+// Admission. A run is admitted while fewer than maxActiveRuns runs are active and its rows fit beside the
+// active rows within maxActiveRows (by default two full model calls). The queue is taken in order, but a
+// run that does not fit yet may be passed by later runs that do, so a 128-row run does not hold up the
+// one-image runs behind it, nor a one-image run sit behind a 128-row one. A run passed MAX_PASSES times
+// holds its place: nothing behind it is admitted until it fits, so its wait is bounded by the runs
+// already active, which leave within their steps or deadline.
+//
+// Observers are callers' code: a callback that throws ends its run as failed (its `ended` is still called
+// once, unless `ended` itself threw), the error is logged, and the loop goes on with the other runs.
 import type { Manifest } from '../../../shared/model-manifest.ts'
 import type { SamplingOptions } from '../../../shared/sampling-options.ts'
 import {
@@ -11,10 +23,14 @@ import {
   type StepEvent,
 } from '../sampler/sampler-run.ts'
 import { StepBatch } from '../sampler/step-batch.ts'
+import { jsonLogger, type Logger } from '../service/logger.ts'
+import { packCalls } from './pack-calls.ts'
 
 export interface SchedulerLimits {
   /** Rows in one model call; a run's rows never split, so this must hold the largest run. */
   maxBatchRows: number
+  /** Rows of all runs stepping at once, over the calls of a tick; at least maxBatchRows. */
+  maxActiveRows: number
   /** Runs stepping at once. */
   maxActiveRuns: number
   /** Runs waiting for a slot; one more is refused (load shedding). */
@@ -53,7 +69,10 @@ export interface RunSummary {
   error?: Error
 }
 
-/** One run's progress, called in this order: accepted, started, step..., ended (always, once). */
+/**
+ * One run's progress, called in this order: accepted, started, step..., ended (always, once). A callback
+ * that throws ends the run as failed.
+ */
 export interface RunObserver {
   accepted(queuePosition: number): void
   started(): void
@@ -67,6 +86,12 @@ export interface SchedulerTelemetry {
   /** One run moved one step, `seconds` after its previous step (or its start). */
   runStepped?(seconds: number): void
   runEnded?(summary: RunSummary): void
+}
+
+export interface SchedulerOptions {
+  telemetry?: SchedulerTelemetry
+  /** Where a throwing observer is reported (default: JSON lines on stdout). */
+  logger?: Logger
 }
 
 export type RejectionReason = 'queue_full' | 'draining' | 'duplicate_run_id'
@@ -99,6 +124,8 @@ interface ScheduledRun<Features> {
   lastStepAt?: number
   sampler?: SamplerRun<Features>
   stopReason?: RunOutcome
+  /** Later runs admitted while this one waited; at MAX_PASSES it holds its place. */
+  passes: number
   ended: boolean
   exited: Promise<RunSummary>
   exit(summary: RunSummary): void
@@ -108,19 +135,25 @@ interface ScheduledRun<Features> {
 const INITIAL_RUN_SECONDS = 1
 /** Weight of the newest run in the running mean of run durations. */
 const RUN_SECONDS_SMOOTHING = 0.2
+/**
+ * Times a waiting run may be passed by later ones before it holds its place (see the file header): the
+ * default maxActiveRuns, so a large run waits for at most about one full set of small runs.
+ */
+export const MAX_PASSES = 16
 
 /**
  * Schedules sampling runs onto the model pair with step-level batching.
  *
  * @example
- * const scheduler = new StepScheduler(pair.models, pair.manifest, limits)
- * scheduler.submit('run-1', options, { accepted, started, step, ended })
+ * const scheduler = new StepScheduler(pair.models, pair.manifest, limits, { telemetry, logger })
+ * const exited = scheduler.submit('run-1', options, { accepted, started, step, ended })
  * await scheduler.cancel('run-1', 'cancelled')
  */
 export class StepScheduler<Features> {
   readonly #manifest: Manifest
   readonly #limits: SchedulerLimits
   readonly #telemetry: SchedulerTelemetry
+  readonly #logger: Logger
   readonly #batch: StepBatch<Features>
   readonly #queue: ScheduledRun<Features>[] = []
   readonly #active: ScheduledRun<Features>[] = []
@@ -134,12 +167,22 @@ export class StepScheduler<Features> {
     models: DualRateModels<Features>,
     manifest: Manifest,
     limits: SchedulerLimits,
-    telemetry: SchedulerTelemetry = {},
+    { telemetry = {}, logger = jsonLogger() }: SchedulerOptions = {},
   ) {
-    for (const key of ['maxBatchRows', 'maxActiveRuns', 'runDeadlineMs'] as const) {
+    for (const key of [
+      'maxBatchRows',
+      'maxActiveRows',
+      'maxActiveRuns',
+      'runDeadlineMs',
+    ] as const) {
       if (!Number.isInteger(limits[key]) || limits[key] < 1) {
         throw new RangeError(`${key} must be a positive integer, got ${limits[key]}`)
       }
+    }
+    if (limits.maxActiveRows < limits.maxBatchRows) {
+      throw new RangeError(
+        `maxActiveRows (${limits.maxActiveRows}) must be at least maxBatchRows (${limits.maxBatchRows})`,
+      )
     }
     if (!Number.isInteger(limits.maxQueuedRuns) || limits.maxQueuedRuns < 0) {
       throw new RangeError(`maxQueuedRuns must be a whole number, got ${limits.maxQueuedRuns}`)
@@ -147,6 +190,7 @@ export class StepScheduler<Features> {
     this.#manifest = manifest
     this.#limits = { ...limits }
     this.#telemetry = telemetry
+    this.#logger = logger
     this.#batch = new StepBatch(models, manifest, limits.maxBatchRows)
   }
 
@@ -163,9 +207,9 @@ export class StepScheduler<Features> {
   /**
    * Queues a run and starts it as soon as a slot is free. Throws a SchedulerRejection when the queue is
    * full, the scheduler is draining or the id is taken; nothing runs then. The observer's `accepted`
-   * is called before this returns.
+   * is called before this returns. Resolves (never rejects) with the run's summary once it has ended.
    */
-  submit(runId: string, options: SamplingOptions, observer: RunObserver): void {
+  submit(runId: string, options: SamplingOptions, observer: RunObserver): Promise<RunSummary> {
     if (this.#draining) {
       throw new SchedulerRejection('draining', 'the service is shutting down', this.#retryAfter())
     }
@@ -176,8 +220,7 @@ export class StepScheduler<Features> {
     if (rows > this.#limits.maxBatchRows) {
       throw new RangeError(`run of ${rows} rows exceeds maxBatchRows ${this.#limits.maxBatchRows}`)
     }
-    const admittable = this.#queue.length === 0 && this.#hasSlotFor(rows)
-    if (!admittable && this.#queue.length >= this.#limits.maxQueuedRuns) {
+    if (!this.#admissibleNow(rows) && this.#queue.length >= this.#limits.maxQueuedRuns) {
       throw new SchedulerRejection(
         'queue_full',
         `${this.#queue.length} runs are waiting, the limit is ${this.#limits.maxQueuedRuns}`,
@@ -197,15 +240,18 @@ export class StepScheduler<Features> {
       acceptedAt: now,
       deadline: now + this.#limits.runDeadlineMs,
       stepsReported: 0,
+      passes: 0,
       ended: false,
       exited,
       exit,
     }
     this.#runs.set(runId, run)
     this.#queue.push(run)
-    observer.accepted(this.#queue.length - 1)
+    const queuePosition = this.#queue.length - 1
+    this.#notify(run, 'accepted', () => observer.accepted(queuePosition))
     this.#admit()
     this.#wake()
+    return exited
   }
 
   /**
@@ -242,33 +288,60 @@ export class StepScheduler<Features> {
     await this.#loop
   }
 
-  #hasSlotFor(rows: number): boolean {
-    const activeRows = this.#active.reduce((sum, run) => sum + run.rows, 0)
+  get #activeRows(): number {
+    return this.#active.reduce((sum, run) => sum + run.rows, 0)
+  }
+
+  /** Whether `rows` fit beside the active runs. */
+  #fits(rows: number): boolean {
     return (
       this.#active.length < this.#limits.maxActiveRuns &&
-      activeRows + rows <= this.#limits.maxBatchRows
+      this.#activeRows + rows <= this.#limits.maxActiveRows
     )
   }
 
-  /** Moves runs from the head of the queue into free slots, in order. */
+  /** Whether a new run of `rows` would be admitted at once: it fits and no waiting run holds its place. */
+  #admissibleNow(rows: number): boolean {
+    return this.#fits(rows) && !this.#queue.some((run) => run.passes >= MAX_PASSES)
+  }
+
+  /**
+   * Moves queued runs into free slots: in queue order, each run that fits is admitted, one that does not
+   * is passed (and counts it), and one passed MAX_PASSES times stops the scan until it fits.
+   */
   #admit(): void {
-    while (
-      this.#queue.length > 0 &&
-      this.#hasSlotFor((this.#queue[0] as ScheduledRun<Features>).rows)
-    ) {
-      const run = this.#queue.shift() as ScheduledRun<Features>
+    let index = 0
+    while (index < this.#queue.length && this.#active.length < this.#limits.maxActiveRuns) {
+      const run = this.#queue[index] as ScheduledRun<Features>
+      if (!this.#fits(run.rows)) {
+        if (run.passes >= MAX_PASSES) return
+        index++
+        continue
+      }
+      this.#queue.splice(index, 1)
+      for (const passed of this.#queue.slice(0, index)) passed.passes++
       run.startedAt = performance.now()
       run.lastStepAt = run.startedAt
       run.sampler = new SamplerRun<Features>(this.#manifest, run.options)
       this.#active.push(run)
-      run.observer.started()
+      this.#notify(run, 'started', () => run.observer.started())
     }
+  }
+
+  /** The model calls of one tick: every active run, packed into calls (one run a call without batching). */
+  #callGroups(): ScheduledRun<Features>[][] {
+    if (!this.#limits.batching) return this.#active.map((run) => [run])
+    return packCalls(this.#active, this.#limits.maxBatchRows)
   }
 
   #wake(): void {
     if (this.#looping) return
     this.#looping = true
-    this.#loop = this.#runLoop()
+    this.#loop = this.#runLoop().catch((error: unknown) => {
+      // Not reached unless the loop itself has a bug; no run may be left waiting on it.
+      this.#logger.error('scheduler loop failed', { error })
+      for (const run of [...this.#runs.values()]) this.#end(run, 'failed', asError(error))
+    })
   }
 
   async #runLoop(): Promise<void> {
@@ -279,15 +352,16 @@ export class StepScheduler<Features> {
         this.#reap()
         this.#admit()
         if (this.#active.length === 0) return
-        const batches = this.#limits.batching
-          ? [[...this.#active]]
-          : this.#active.map((run) => [run])
-        for (const batch of batches) {
+        for (const group of this.#callGroups()) {
           try {
-            await this.#tick(batch)
+            await this.#tick(group)
           } catch (error) {
-            // Last resort (a throwing `ended` or `started`): the batch fails, the loop goes on.
-            for (const run of batch) this.#end(run, 'failed', error as Error)
+            // Last resort (observers and model calls have their own): the group fails, the loop goes on.
+            this.#logger.error('scheduler tick failed', {
+              runIds: group.map((run) => run.runId),
+              error,
+            })
+            for (const run of group) this.#end(run, 'failed', asError(error))
           }
         }
       }
@@ -298,7 +372,10 @@ export class StepScheduler<Features> {
     }
   }
 
-  /** One step for `runs`: a heavy call for those due, a light call for all; stopped runs drop out. */
+  /**
+   * One step for the runs of one call group: a heavy call for those due, a light call for all; stopped
+   * runs drop out.
+   */
   async #tick(runs: ScheduledRun<Features>[]): Promise<void> {
     const heavy = this.#live(runs).filter((run) => run.sampler?.heavyDue)
     if (heavy.length > 0) await this.#call('heavy', heavy)
@@ -313,13 +390,8 @@ export class StepScheduler<Features> {
       this.#telemetry.runStepped?.((now - (run.lastStepAt ?? now)) / 1000)
       run.lastStepAt = now
       run.stepsReported++
-      try {
-        run.observer.step(event)
-      } catch (error) {
-        // One run's failing observer ends that run only.
-        this.#end(run, 'failed', error as Error)
-        continue
-      }
+      // One run's failing observer ends that run only.
+      if (!this.#notify(run, 'step', () => run.observer.step(event))) continue
       if (run.sampler?.done) this.#end(run, 'completed')
     }
     this.#reap()
@@ -338,7 +410,7 @@ export class StepScheduler<Features> {
       this.#telemetry.modelCall?.(model, rows, (performance.now() - started) / 1000)
       return result
     } catch (error) {
-      for (const run of runs) this.#end(run, 'failed', error as Error)
+      for (const run of runs) this.#end(run, 'failed', asError(error))
       return undefined
     }
   }
@@ -387,16 +459,56 @@ export class StepScheduler<Features> {
     }
     if (outcome === 'completed' && sampler) summary.images = sampler.images
     if (error) summary.error = error
-    if (outcome === 'completed') {
-      this.#runSeconds += RUN_SECONDS_SMOOTHING * (summary.wallMs / 1000 - this.#runSeconds)
+    let final = summary
+    try {
+      run.observer.ended(summary)
+    } catch (error) {
+      // Too late to tell the observer; the run counts, and exits, as failed.
+      this.#logObserverError(run, 'ended', error)
+      const { images: _images, ...rest } = summary
+      final = { ...rest, outcome: 'failed', error: asError(error) }
     }
-    this.#telemetry.runEnded?.(summary)
-    run.observer.ended(summary)
-    run.exit(summary)
+    if (final.outcome === 'completed') {
+      this.#runSeconds += RUN_SECONDS_SMOOTHING * (final.wallMs / 1000 - this.#runSeconds)
+    }
+    try {
+      this.#telemetry.runEnded?.(final)
+    } catch (error) {
+      this.#logger.error('scheduler telemetry failed', { runId: run.runId, error })
+    }
+    run.exit(final)
+  }
+
+  /**
+   * Calls one of a run's observer callbacks (not `ended`, which #end calls itself). If it throws, the
+   * error is logged and the run ends as failed; returns whether the callback returned normally.
+   */
+  #notify(
+    run: ScheduledRun<Features>,
+    callback: 'accepted' | 'started' | 'step',
+    call: () => void,
+  ): boolean {
+    try {
+      call()
+      return true
+    } catch (error) {
+      this.#logObserverError(run, callback, error)
+      this.#end(run, 'failed', asError(error))
+      return false
+    }
+  }
+
+  #logObserverError(run: ScheduledRun<Features>, callback: keyof RunObserver, error: unknown) {
+    this.#logger.error('run observer failed', { runId: run.runId, callback, error })
   }
 
   /** Seconds until a queue slot is likely free: the running mean of run durations, at least 1. */
   #retryAfter(): number {
     return Math.max(1, Math.ceil(this.#runSeconds))
   }
+}
+
+/** What was thrown, as an Error (observers may throw anything). */
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown))
 }

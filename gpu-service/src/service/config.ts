@@ -6,7 +6,8 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { MIN_SECRET_LENGTH } from '../../../shared/request-signature.ts'
 import { MAX_COUNT } from '../../../shared/sampling-options.ts'
-import { EXECUTION_PROVIDERS, type SessionConfig } from '../onnx/session.ts'
+import { EXECUTION_PROVIDERS } from '../onnx/execution-providers.ts'
+import type { SessionConfig } from '../onnx/session.ts'
 import type { SchedulerLimits } from '../scheduler/step-scheduler.ts'
 
 /** 8787 is wrangler's; the service listens next to it. */
@@ -21,6 +22,13 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().min(min).max(max))
 
+/** The ONNX session's variables; the only place DUALRATE_DEVICE and the thread counts are read. */
+const sessionEnvSchema = z.object({
+  DUALRATE_DEVICE: z.enum(Object.keys(EXECUTION_PROVIDERS) as [string, ...string[]]).default('cpu'),
+  DUALRATE_INTRA_OP_THREADS: wholeNumber(1).optional(),
+  DUALRATE_INTER_OP_THREADS: wholeNumber(1).optional(),
+})
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: wholeNumber(0, 65_535).default(DEFAULT_PORT),
@@ -32,12 +40,12 @@ const envSchema = z.object({
     .min(MIN_SECRET_LENGTH, `must be at least ${MIN_SECRET_LENGTH} characters`)
     .optional(),
   DUALRATE_DEV_DIR: z.string().min(1).default('.dev'),
-  DUALRATE_DEVICE: z.enum(Object.keys(EXECUTION_PROVIDERS) as [string, ...string[]]).default('cpu'),
-  DUALRATE_INTRA_OP_THREADS: wholeNumber(1).optional(),
-  DUALRATE_INTER_OP_THREADS: wholeNumber(1).optional(),
+  ...sessionEnvSchema.shape,
   DUALRATE_BATCHING: z.enum(['on', 'off']).default('on'),
   // Every valid request (count up to MAX_COUNT, guided: two rows an image) must fit one call.
   DUALRATE_MAX_BATCH_ROWS: wholeNumber(2 * MAX_COUNT).default(2 * MAX_COUNT),
+  /** Default: two full model calls, so a maximum-size run leaves room for others beside it. */
+  DUALRATE_MAX_ACTIVE_ROWS: wholeNumber(2 * MAX_COUNT).optional(),
   DUALRATE_MAX_ACTIVE_RUNS: wholeNumber(1).default(16),
   DUALRATE_MAX_QUEUED_RUNS: wholeNumber(0).default(64),
   DUALRATE_RUN_DEADLINE_MS: wholeNumber(1).default(120_000),
@@ -72,24 +80,18 @@ export class ConfigError extends Error {
  * const config = parseServiceConfig(process.env) // throws ConfigError('PORT: expected a whole number')
  */
 export function parseServiceConfig(env: Record<string, string | undefined>): ServiceConfig {
-  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
-  const parsed = envSchema.safeParse(set)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
-    throw new ConfigError(lines.join('\n'))
-  }
-  const vars = parsed.data
+  const vars = parseEnv(envSchema, env)
   const production = vars.NODE_ENV === 'production'
   if (production && vars.DUALRATE_HMAC_SECRET === undefined) {
     throw new ConfigError('DUALRATE_HMAC_SECRET: required when NODE_ENV is production')
   }
-  const session: SessionConfig = { device: vars.DUALRATE_DEVICE }
-  if (vars.DUALRATE_INTRA_OP_THREADS !== undefined) {
-    session.intraOpThreads = vars.DUALRATE_INTRA_OP_THREADS
+  const maxActiveRows = vars.DUALRATE_MAX_ACTIVE_ROWS ?? 2 * vars.DUALRATE_MAX_BATCH_ROWS
+  if (maxActiveRows < vars.DUALRATE_MAX_BATCH_ROWS) {
+    throw new ConfigError(
+      `DUALRATE_MAX_ACTIVE_ROWS: must be at least DUALRATE_MAX_BATCH_ROWS (${vars.DUALRATE_MAX_BATCH_ROWS})`,
+    )
   }
-  if (vars.DUALRATE_INTER_OP_THREADS !== undefined) {
-    session.interOpThreads = vars.DUALRATE_INTER_OP_THREADS
-  }
+  const session = sessionConfigOf(vars)
   return {
     production,
     port: vars.PORT,
@@ -100,6 +102,7 @@ export function parseServiceConfig(env: Record<string, string | undefined>): Ser
     session,
     scheduler: {
       maxBatchRows: vars.DUALRATE_MAX_BATCH_ROWS,
+      maxActiveRows,
       maxActiveRuns: vars.DUALRATE_MAX_ACTIVE_RUNS,
       maxQueuedRuns: vars.DUALRATE_MAX_QUEUED_RUNS,
       runDeadlineMs: vars.DUALRATE_RUN_DEADLINE_MS,
@@ -108,6 +111,43 @@ export function parseServiceConfig(env: Record<string, string | undefined>): Ser
     drainGraceMs: vars.DUALRATE_DRAIN_GRACE_MS,
     heartbeatMs: vars.DUALRATE_HEARTBEAT_MS,
   }
+}
+
+/**
+ * The ONNX session settings alone (DUALRATE_DEVICE, DUALRATE_INTRA_OP_THREADS,
+ * DUALRATE_INTER_OP_THREADS), validated as parseServiceConfig validates them, for the command-line tools
+ * that load the models without the service.
+ *
+ * @example
+ * const pair = await loadModelPair('gpu-service/models', parseSessionConfig(process.env))
+ */
+export function parseSessionConfig(env: Record<string, string | undefined>): SessionConfig {
+  return sessionConfigOf(parseEnv(sessionEnvSchema, env))
+}
+
+/** Parses the set (non-empty) variables with `schema`; a ConfigError lists every bad one. */
+function parseEnv<Schema extends z.ZodType>(
+  schema: Schema,
+  env: Record<string, string | undefined>,
+): z.infer<Schema> {
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
+  const parsed = schema.safeParse(set)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)
+    throw new ConfigError(lines.join('\n'))
+  }
+  return parsed.data
+}
+
+function sessionConfigOf(vars: z.infer<typeof sessionEnvSchema>): SessionConfig {
+  const session: SessionConfig = { device: vars.DUALRATE_DEVICE }
+  if (vars.DUALRATE_INTRA_OP_THREADS !== undefined) {
+    session.intraOpThreads = vars.DUALRATE_INTRA_OP_THREADS
+  }
+  if (vars.DUALRATE_INTER_OP_THREADS !== undefined) {
+    session.interOpThreads = vars.DUALRATE_INTER_OP_THREADS
+  }
+  return session
 }
 
 /**

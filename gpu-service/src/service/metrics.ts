@@ -20,7 +20,7 @@ export interface ServiceMetrics {
  *
  * @example
  * const metrics = createServiceMetrics()
- * const scheduler = new StepScheduler(models, manifest, limits, metrics.telemetry)
+ * const scheduler = new StepScheduler(models, manifest, limits, { telemetry: metrics.telemetry })
  * metrics.watch(scheduler)
  * app.get('/metrics', async (c) => c.text(await metrics.registry.metrics()))
  */

@@ -62,12 +62,10 @@ export async function startService(
     pair = await loadModelPair(config.modelsDir, config.session)
     const started = performance.now()
     await warmUp(pair)
-    const scheduler = new StepScheduler(
-      pair.models,
-      pair.manifest,
-      config.scheduler,
-      metrics.telemetry,
-    )
+    const scheduler = new StepScheduler(pair.models, pair.manifest, config.scheduler, {
+      telemetry: metrics.telemetry,
+      logger,
+    })
     metrics.watch(scheduler)
     engine = { scheduler, manifest: pair.manifest }
     readiness.ready = true

@@ -13,6 +13,7 @@ import {
   runChecked,
   sessionConfigFromEnv,
 } from '../../../gpu-service/src/onnx/session.ts'
+import { parseSessionConfig } from '../../../gpu-service/src/service/config.ts'
 import { parseManifest } from '../../../shared/model-manifest.ts'
 import { validManifest } from '../../fixtures/manifest.ts'
 import { readGolden } from './golden.ts'
@@ -42,24 +43,8 @@ describe('executionProvidersFor', () => {
 })
 
 describe('sessionConfigFromEnv', () => {
-  it('defaults to CPU with runtime-chosen threads', () => {
-    expect(sessionConfigFromEnv({})).toEqual({ device: 'cpu' })
-  })
-
-  it('reads device and thread counts', () => {
-    expect(
-      sessionConfigFromEnv({
-        DUALRATE_DEVICE: 'cuda',
-        DUALRATE_INTRA_OP_THREADS: '2',
-        DUALRATE_INTER_OP_THREADS: '1',
-      }),
-    ).toEqual({ device: 'cuda', intraOpThreads: 2, interOpThreads: 1 })
-  })
-
-  it('rejects a thread count that is not a positive integer', () => {
-    expect(() => sessionConfigFromEnv({ DUALRATE_INTRA_OP_THREADS: 'two' })).toThrow(
-      new Error('DUALRATE_INTRA_OP_THREADS must be a positive integer, got "two"'),
-    )
+  it('is the service configuration reader, so the two cannot disagree', () => {
+    expect(sessionConfigFromEnv).toBe(parseSessionConfig)
   })
 })
 

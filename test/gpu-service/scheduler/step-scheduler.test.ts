@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest'
 import type { DualRateModels } from '../../../gpu-service/src/sampler/sample.ts'
 import { sample } from '../../../gpu-service/src/sampler/sample.ts'
 import {
+  MAX_PASSES,
   type RunObserver,
   type RunSummary,
   type SchedulerLimits,
   SchedulerRejection,
   StepScheduler,
 } from '../../../gpu-service/src/scheduler/step-scheduler.ts'
+import { jsonLogger } from '../../../gpu-service/src/service/logger.ts'
 import type { SamplingOptions } from '../../../shared/sampling-options.ts'
 import { fakeModels, type ModelCall } from '../../fixtures/fake-models.ts'
 import { validManifest } from '../../fixtures/manifest.ts'
@@ -16,6 +18,7 @@ import { validManifest } from '../../fixtures/manifest.ts'
 const manifest = validManifest()
 const limits: SchedulerLimits = {
   maxBatchRows: 128,
+  maxActiveRows: 256,
   maxActiveRuns: 4,
   maxQueuedRuns: 4,
   runDeadlineMs: 60_000,
@@ -45,23 +48,36 @@ function slowModels(calls: ModelCall[], ms = 2): DualRateModels<Float32Array> {
   }
 }
 
-/** Records what a run's observer is told; `ended` resolves with the summary. */
-function recorder() {
+/**
+ * Records what a run's observer is told; `ended` resolves with the summary. With a `timeline`, also
+ * appends `<name> <what>` there, to see the order across runs.
+ */
+function recorder(name = '', timeline: string[] = []) {
   const log: string[] = []
+  const record = (line: string) => {
+    log.push(line)
+    timeline.push(`${name} ${line}`)
+  }
   let resolveEnded: (summary: RunSummary) => void = () => {}
   const ended = new Promise<RunSummary>((resolve) => {
     resolveEnded = resolve
   })
   const observer: RunObserver = {
-    accepted: (position) => log.push(`accepted ${position}`),
-    started: () => log.push('started'),
-    step: ({ step }) => log.push(`step ${step}`),
+    accepted: (position) => record(`accepted ${position}`),
+    started: () => record('started'),
+    step: ({ step }) => record(`step ${step}`),
     ended: (summary) => {
-      log.push(`ended ${summary.outcome}`)
+      record(`ended ${summary.outcome}`)
       resolveEnded(summary)
     },
   }
   return { log, observer, ended }
+}
+
+/** A logger whose lines land in `lines`, parsed. */
+function captureLogger() {
+  const lines: Record<string, unknown>[] = []
+  return { lines, logger: jsonLogger((line) => lines.push(JSON.parse(line))) }
 }
 
 function rejectionOf(submit: () => void): SchedulerRejection | undefined {
@@ -218,22 +234,92 @@ describe('StepScheduler', () => {
     expect((await next.ended).outcome).toBe('completed')
   })
 
-  it('fails only the run whose observer throws; the runs batched with it go on', async () => {
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
-    const [broken, healthy] = [recorder(), recorder()]
-    scheduler.submit('broken', options, {
-      ...broken.observer,
-      step: () => {
-        throw new Error('client gone')
+  it.each([
+    ['accepted', 0],
+    ['started', 0],
+    ['step', 1],
+  ] as const)(
+    'ends a run whose %s observer throws as failed, once, logs it, and the other runs complete',
+    async (callback, stepsCompleted) => {
+      const { lines, logger } = captureLogger()
+      const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+      const [broken, healthy] = [recorder(), recorder()]
+      const exited = scheduler.submit('broken', options, {
+        ...broken.observer,
+        [callback]: () => {
+          throw new Error('client gone')
+        },
+      })
+      scheduler.submit('healthy', { ...options, classIndex: 5 }, healthy.observer)
+      const summary = await exited
+      expect(summary).toMatchObject({
+        outcome: 'failed',
+        stepsCompleted,
+        error: new Error('client gone'),
+      })
+      expect(await broken.ended).toBe(summary)
+      expect(broken.log.filter((line) => line.startsWith('ended'))).toEqual(['ended failed'])
+      expect((await healthy.ended).outcome).toBe('completed')
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          msg: 'run observer failed',
+          runId: 'broken',
+          callback,
+          error: expect.objectContaining({ name: 'Error', message: 'client gone' }),
+        }),
+      ])
+      expect([scheduler.activeRuns, scheduler.queueDepth]).toEqual([0, 0])
+    },
+  )
+
+  it('exits a run whose ended observer throws as failed; cancel and drain still answer', async () => {
+    const { lines, logger } = captureLogger()
+    const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+    const throwingEnded = (run: ReturnType<typeof recorder>): RunObserver => ({
+      ...run.observer,
+      ended: (summary) => {
+        run.observer.ended(summary)
+        throw new Error('stream closed')
       },
     })
+    const [done, cancelled, long, healthy] = [recorder(), recorder(), recorder(), recorder()]
+    const doneExited = scheduler.submit('done', options, throwingEnded(done))
+    scheduler.submit('cancelled', { ...options, steps: 1000 }, throwingEnded(cancelled))
+    scheduler.submit('long', { ...options, steps: 1000 }, throwingEnded(long))
     scheduler.submit('healthy', { ...options, classIndex: 5 }, healthy.observer)
-    expect(await broken.ended).toMatchObject({
-      outcome: 'failed',
-      stepsCompleted: 1,
-      error: new Error('client gone'),
-    })
+
+    // The observer heard "completed"; the run exits as failed, without images.
+    const summary = await doneExited
+    expect(done.log.filter((line) => line.startsWith('ended'))).toEqual(['ended completed'])
+    expect(summary).toMatchObject({ outcome: 'failed', error: new Error('stream closed') })
+    expect(summary.images).toBeUndefined()
+    expect(await scheduler.cancel('cancelled')).toMatchObject({ outcome: 'failed' })
+    expect(cancelled.log.at(-1)).toBe('ended cancelled')
     expect((await healthy.ended).outcome).toBe('completed')
+    await scheduler.drain(0)
+    expect(long.log.at(-1)).toBe('ended shutdown')
+    expect([scheduler.activeRuns, scheduler.queueDepth]).toEqual([0, 0])
+    expect(lines.map((line) => [line.msg, line.runId, line.callback])).toEqual([
+      ['run observer failed', 'done', 'ended'],
+      ['run observer failed', 'cancelled', 'ended'],
+      ['run observer failed', 'long', 'ended'],
+    ])
+  })
+
+  it('goes on with the next runs after an observer throws something that is not an Error', async () => {
+    const { logger } = captureLogger()
+    const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+    const exited = scheduler.submit('odd', options, {
+      ...recorder().observer,
+      started: () => {
+        throw 'a string'
+      },
+    })
+    expect(await exited).toMatchObject({ outcome: 'failed', error: new Error('a string') })
+    const next = recorder()
+    scheduler.submit('next', options, next.observer)
+    expect((await next.ended).outcome).toBe('completed')
   })
 
   it('drains: refuses new runs, finishes within the grace period, stops the rest after it', async () => {
@@ -252,5 +338,108 @@ describe('StepScheduler', () => {
     expect((await short.ended).outcome).toBe('completed')
     expect((await long.ended).outcome).toBe('shutdown')
     expect([scheduler.activeRuns, scheduler.queueDepth]).toEqual([0, 0])
+  })
+})
+
+describe('StepScheduler admission', () => {
+  /** The largest valid run: 64 guided images, 128 rows, a whole model call. */
+  const big: SamplingOptions = { ...options, classIndex: 0, count: 64, guidance: 2, steps: 6 }
+  const small: SamplingOptions = { ...options, classIndex: 5, count: 1, guidance: 1, seed: 7 }
+
+  it('runs one-image runs beside a 128-row run, in calls of at most maxBatchRows rows', async () => {
+    const calls: ModelCall[] = []
+    const timeline: string[] = []
+    const scheduler = new StepScheduler(slowModels(calls), manifest, limits)
+    const runs = [
+      { name: 'big', options: big },
+      { name: 'small', options: small },
+      { name: 'guided', options: { ...small, classIndex: 6, guidance: 3, count: 2 } },
+    ].map((run) => ({ ...run, ...recorder(run.name, timeline) }))
+    for (const run of runs) scheduler.submit(run.name, run.options, run.observer)
+    const summaries = await Promise.all(runs.map((run) => run.ended))
+    // All three started before any step: nothing waited for the big run.
+    expect(timeline.slice(0, 6)).toEqual([
+      'big accepted 0',
+      'big started',
+      'small accepted 0',
+      'small started',
+      'guided accepted 0',
+      'guided started',
+    ])
+    for (const [index, run] of runs.entries()) {
+      expect(summaries[index]?.outcome).toBe('completed')
+      const alone = await sample(fakeModels(), manifest, run.options)
+      expect(summaries[index]?.images).toEqual(alone.images)
+    }
+    // Every tick: the big run's call, and one call for the two small runs (1 + 4 rows).
+    const light = calls.filter((call) => call.model === 'light')
+    expect(light.map((call) => call.rows)).toEqual(Array.from({ length: 6 }, () => [128, 5]).flat())
+    expect(calls.every((call) => call.rows <= limits.maxBatchRows)).toBe(true)
+  })
+
+  it('keeps maxActiveRows: a run that does not fit waits, and later runs that fit pass it', async () => {
+    const timeline: string[] = []
+    const scheduler = new StepScheduler(slowModels([]), manifest, {
+      ...limits,
+      maxBatchRows: 4,
+      maxActiveRows: 4,
+    })
+    const [first, wide, narrow] = [
+      recorder('first', timeline),
+      recorder('wide', timeline),
+      recorder('narrow', timeline),
+    ]
+    scheduler.submit('first', { ...small, count: 2, steps: 20 }, first.observer)
+    scheduler.submit('wide', { ...small, count: 4, classIndex: 1 }, wide.observer)
+    scheduler.submit('narrow', { ...small, count: 2, classIndex: 2 }, narrow.observer)
+    expect(timeline).toEqual([
+      'first accepted 0',
+      'first started',
+      'wide accepted 0',
+      'narrow accepted 1',
+      'narrow started',
+    ])
+    expect([scheduler.activeRuns, scheduler.queueDepth]).toEqual([2, 1])
+    await Promise.all([first.ended, wide.ended, narrow.ended])
+    expect(wide.log.at(-1)).toBe('ended completed')
+    expect(timeline.indexOf('wide started')).toBeGreaterThan(
+      timeline.indexOf('narrow ended completed'),
+    )
+  })
+
+  it(`lets a waiting run be passed ${MAX_PASSES} times, then holds later runs until it fits`, async () => {
+    const timeline: string[] = []
+    const scheduler = new StepScheduler(slowModels([], 1), manifest, {
+      ...limits,
+      maxBatchRows: 4,
+      maxActiveRows: 4,
+      maxActiveRuns: 8,
+      maxQueuedRuns: 8,
+    })
+    const blocker = recorder('blocker', timeline)
+    const wide = recorder('wide', timeline)
+    scheduler.submit('blocker', { ...small, steps: 1000 }, blocker.observer)
+    scheduler.submit('wide', { ...small, count: 4, classIndex: 1, steps: 2 }, wide.observer)
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      const passer = recorder(`passer-${pass}`, timeline)
+      scheduler.submit(`passer-${pass}`, { ...small, steps: 2, seed: pass }, passer.observer)
+      expect(passer.log).toEqual(['accepted 1', 'started'])
+      await passer.ended
+    }
+    const held = recorder('held', timeline)
+    scheduler.submit('held', { ...small, steps: 2, seed: 99 }, held.observer)
+    await sleep(20)
+    expect(held.log).toEqual(['accepted 1'])
+    expect(wide.log).toEqual(['accepted 0'])
+    await scheduler.cancel('blocker')
+    await Promise.all([wide.ended, held.ended])
+    expect(timeline.indexOf('held started')).toBeGreaterThan(timeline.indexOf('wide started'))
+    expect([wide.log.at(-1), held.log.at(-1)]).toEqual(['ended completed', 'ended completed'])
+  })
+
+  it('refuses maxActiveRows below maxBatchRows', () => {
+    expect(
+      () => new StepScheduler(slowModels([]), manifest, { ...limits, maxActiveRows: 64 }),
+    ).toThrow(new RangeError('maxActiveRows (64) must be at least maxBatchRows (128)'))
   })
 })

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   ConfigError,
   parseServiceConfig,
+  parseSessionConfig,
   resolveHmacSecret,
 } from '../../../gpu-service/src/service/config.ts'
 
@@ -20,6 +21,7 @@ describe('parseServiceConfig', () => {
       session: { device: 'cpu' },
       scheduler: {
         maxBatchRows: 128,
+        maxActiveRows: 256,
         maxActiveRuns: 16,
         maxQueuedRuns: 64,
         runDeadlineMs: 120_000,
@@ -70,9 +72,64 @@ describe('parseServiceConfig', () => {
     )
   })
 
+  it('bounds the rows stepping at once to two model calls by default, and to at least one', () => {
+    expect(parseServiceConfig({ DUALRATE_MAX_BATCH_ROWS: '200' }).scheduler).toMatchObject({
+      maxBatchRows: 200,
+      maxActiveRows: 400,
+    })
+    expect(parseServiceConfig({ DUALRATE_MAX_ACTIVE_ROWS: '1000' }).scheduler).toMatchObject({
+      maxBatchRows: 128,
+      maxActiveRows: 1000,
+    })
+    expect(() =>
+      parseServiceConfig({ DUALRATE_MAX_BATCH_ROWS: '256', DUALRATE_MAX_ACTIVE_ROWS: '128' }),
+    ).toThrow(
+      new ConfigError('DUALRATE_MAX_ACTIVE_ROWS: must be at least DUALRATE_MAX_BATCH_ROWS (256)'),
+    )
+  })
+
   it('requires the HMAC secret in production', () => {
     expect(() => parseServiceConfig({ NODE_ENV: 'production' })).toThrow(
       new ConfigError('DUALRATE_HMAC_SECRET: required when NODE_ENV is production'),
+    )
+  })
+})
+
+describe('parseSessionConfig', () => {
+  it('defaults to CPU with runtime-chosen threads', () => {
+    expect(parseSessionConfig({})).toEqual({ device: 'cpu' })
+    expect(parseServiceConfig({}).session).toEqual({ device: 'cpu' })
+  })
+
+  it('reads device and thread counts, as the service does', () => {
+    const env = {
+      DUALRATE_DEVICE: 'cuda',
+      DUALRATE_INTRA_OP_THREADS: '2',
+      DUALRATE_INTER_OP_THREADS: '1',
+    }
+    expect(parseSessionConfig(env)).toEqual({
+      device: 'cuda',
+      intraOpThreads: 2,
+      interOpThreads: 1,
+    })
+    expect(parseServiceConfig(env).session).toEqual(parseSessionConfig(env))
+  })
+
+  it('refuses what the service refuses, with the same lines, and ignores other variables', () => {
+    const env = {
+      DUALRATE_DEVICE: 'tpu',
+      DUALRATE_INTRA_OP_THREADS: '2.0',
+      DUALRATE_INTER_OP_THREADS: '0',
+      PORT: 'not read here',
+    }
+    const lines = [
+      'DUALRATE_DEVICE: Invalid option: expected one of "cpu"|"cuda"|"tensorrt"',
+      'DUALRATE_INTRA_OP_THREADS: expected a whole number',
+      'DUALRATE_INTER_OP_THREADS: Too small: expected number to be >=1',
+    ]
+    expect(() => parseSessionConfig(env)).toThrow(new ConfigError(lines.join('\n')))
+    expect(() => parseServiceConfig({ ...env, PORT: '1' })).toThrow(
+      new ConfigError(lines.join('\n')),
     )
   })
 })
