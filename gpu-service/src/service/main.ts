@@ -1,15 +1,18 @@
 // `npm run gpu-service`: configuration from the environment, the service on HOST:PORT, and a drain on
 // SIGTERM or SIGINT. Exit status 78 (EX_CONFIG, sysexits.h) for a bad environment, 1 if the models fail
-// to load, 0 after a drain.
+// to load, 70 (EX_SOFTWARE) after an uncaught exception, 0 after a drain. Unhandled rejections and
+// uncaught exceptions are logged as JSON error lines like everything else.
 import { join } from 'node:path'
 import { ConfigError, DEV_SECRET_FILE, parseServiceConfig, resolveHmacSecret } from './config.ts'
 import { jsonLogger } from './logger.ts'
+import { logProcessErrors } from './process-errors.ts'
 import { startService } from './start.ts'
 
 const EXIT_CONFIG = 78
 
 async function main(): Promise<void> {
   const logger = jsonLogger()
+  logProcessErrors(logger)
   let config: ReturnType<typeof parseServiceConfig>
   try {
     config = parseServiceConfig(process.env)
