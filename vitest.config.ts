@@ -54,8 +54,8 @@ export default defineConfig({
                 RESULT_KEY_SECRET: 'test-result-key-secret-0123456789abcdef',
                 CORS_ORIGINS: 'https://app.example',
                 ALLOW_HTTP_WEBHOOKS: 'true',
-                // Ended jobs prune their event logs after a second, so a test can watch it happen.
-                EVENT_RETENTION_SECONDS: '1',
+                // Ended jobs prune their event logs after 3 s, so a test can watch it happen.
+                EVENT_RETENTION_SECONDS: '3',
                 // A stalled backend is given up after half a second (its heartbeats are faked away).
                 BACKEND_IDLE_TIMEOUT_SECONDS: '0.5',
                 HEARTBEAT_SECONDS: '0.2',

@@ -27,6 +27,8 @@ type EventRow = { id: number; event: string; data: string; audience: string | nu
 
 export class EventLog {
   readonly #sql: SqlStorage
+  /** The stored preview, once known (looked up on the first preview after a restart). */
+  #lastPreviewId: number | undefined
 
   constructor(sql: SqlStorage) {
     this.#sql = sql
@@ -59,7 +61,16 @@ export class EventLog {
       )
       .one()
     if (event === 'preview') {
-      this.#sql.exec("DELETE FROM events WHERE event = 'preview' AND id < ?", row.id)
+      // By id, not by a scan for older previews: a 1000-step run appends a preview per step.
+      this.#lastPreviewId ??=
+        this.#sql
+          .exec<{ id: number | null }>(
+            "SELECT max(id) AS id FROM events WHERE event = 'preview' AND id < ?",
+            row.id,
+          )
+          .one().id ?? 0
+      this.#sql.exec('DELETE FROM events WHERE id = ?', this.#lastPreviewId)
+      this.#lastPreviewId = row.id
     }
     return {
       id: row.id,

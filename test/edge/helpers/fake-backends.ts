@@ -10,8 +10,18 @@ export const TINY_PNG_BASE64 =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=='
 
 export type BackendBehavior =
-  /** A complete run; `stepDelayMs` paces the steps. */
-  | { kind: 'ok'; stepDelayMs?: number; modelId?: string }
+  /**
+   * A complete run; `stepDelayMs` paces the steps. `ignoresAbort` keeps streaming after the caller
+   * aborted (a stale stream whose events must no longer count).
+   */
+  | {
+      kind: 'ok'
+      stepDelayMs?: number
+      modelId?: string
+      ignoresAbort?: boolean
+      /** Each preview image as this base64 text instead of a 1x1 PNG (to make previews large). */
+      previewImage?: string
+    }
   /** Connection refused: fetch rejects. */
   | { kind: 'refuse' }
   /** Answers this status with a problem body. */
@@ -155,11 +165,18 @@ function streamRun(
   const every = run.heavySchedule.every ?? 1
   return new ReadableStream({
     async start(controller) {
-      const send = (event: RunEvent) =>
-        controller.enqueue(encoder.encode(formatSse({ event: event.type, data: event })))
-      const stopped = () => signal?.aborted === true
+      const send = (event: RunEvent) => {
+        try {
+          controller.enqueue(encoder.encode(formatSse({ event: event.type, data: event })))
+        } catch {
+          // The reader went away.
+        }
+      }
+      const ignoresAbort = behavior.kind === 'ok' && behavior.ignoresAbort === true
+      const stopped = () => signal?.aborted === true && !ignoresAbort
       signal?.addEventListener('abort', () => {
         fake.aborted.push(run.runId)
+        if (ignoresAbort) return
         try {
           controller.error(new Error('aborted'))
         } catch {}
@@ -188,7 +205,8 @@ function streamRun(
           run.previewEvery > 0 &&
           ((step + 1) % run.previewEvery === 0 || step === run.steps - 1)
         ) {
-          const images = Array.from({ length: run.count }, () => TINY_PNG_BASE64)
+          const image = (behavior.kind === 'ok' && behavior.previewImage) || TINY_PNG_BASE64
+          const images = Array.from({ length: run.count }, () => image)
           send({ type: 'preview', runId, step, images })
         }
       }

@@ -229,7 +229,7 @@ describe('GenerationJob durability', () => {
     const stub = env.GENERATION_JOB.getByName(job.id)
     await stub.waitForCompletion(id, 5_000)
     expect((await stub.storageStats()).events).toBe(6)
-    // EVENT_RETENTION_SECONDS is 1 in the test configuration; the alarm prunes on its own.
+    // EVENT_RETENTION_SECONDS is 3 in the test configuration; the alarm prunes on its own.
     await until(async () => (await stub.storageStats()).events === 1)
     const events = await readEvents(await subscribe(authorization, job.id))
     expect(events.map((event) => event.event)).toEqual(['succeeded'])
