@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
 import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
+import { round, summarize as summary } from './percentiles.ts'
 
 const { values } = parseArgs({
   options: {
@@ -23,20 +24,6 @@ const { values } = parseArgs({
 const hits = Number(values.hits)
 const misses = Number(values.misses)
 const steps = Number(values.steps)
-
-/** Nearest-rank percentile of a sample, in ms. */
-function percentile(sample: number[], p: number): number {
-  const sorted = [...sample].sort((a, b) => a - b)
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
-  return sorted[rank - 1] ?? Number.NaN
-}
-const summary = (sample: number[]) => ({
-  n: sample.length,
-  p50: round(percentile(sample, 50)),
-  p95: round(percentile(sample, 95)),
-  mean: round(sample.reduce((sum, value) => sum + value, 0) / sample.length),
-})
-const round = (ms: number) => Math.round(ms * 100) / 100
 
 /** A Markdown table with padded columns (as the formatter writes it). */
 function markdownTable(header: string[], rows: (string | number)[][]): string {

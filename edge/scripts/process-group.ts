@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises'
 /** One live process of a group, with its resident set size (VmRSS). */
 export interface GroupMember {
   pid: number
-  /** /proc/<pid>/comm: the executable's name, at most 15 characters. */
+  /** The executable's and the first argument's base names, e.g. `node main.ts`, `workerd serve`. */
   command: string
   rssBytes: number
 }
@@ -36,7 +36,12 @@ export async function groupMembers(pgid: number): Promise<GroupMember[]> {
     try {
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
       const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0)
-      const command = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim()
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')
+      const command = argv
+        .filter((arg) => arg !== '' && !arg.startsWith('-'))
+        .slice(0, 2)
+        .map((arg) => arg.split('/').at(-1))
+        .join(' ')
       members.push({ pid, command, rssBytes: rssKiB * 1024 })
     } catch {
       // The process ended while it was being read.
