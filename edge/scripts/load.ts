@@ -3,21 +3,22 @@
 // quotas add up to less than the load, and keeps `--concurrency` requests in flight for `--seconds`:
 // short runs with fresh seeds (misses), some repeats of finished ones (cache hits), waited for with
 // `Prefer: wait` or followed over SSE. Every answer must be a success (200, 202) or a designed refusal
-// (429, 503); every accepted job must end (followed, then polled after the load stops, bounded) and
-// succeed. Records latencies of accepted jobs to their end, cache hits, and the resident memory of every
-// process at start, end and peak. Writes docs/reliability/load.json, prints a summary, and exits 1 on
-// any failure. Loopback only; a measurement of this machine under its own load, not a capacity figure.
+// (429, 503 as problem+json with Retry-After); every accepted job must end (followed, then polled after
+// the load stops, bounded) and succeed. Records latencies of accepted jobs to their end, cache hits, and
+// the resident memory of every process at start, end, peak and after an idle spell. Writes
+// docs/reliability/load.json, prints a summary, and exits 1 on any failure. Loopback only; a measurement of this machine under its own load, not a capacity figure.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EventSourceParserStream } from 'eventsource-parser/stream'
+import { PROBLEM_CONTENT_TYPE } from '../../shared/problem.ts'
 import { type LocalStack, type ProcessMemory, startLocalStack } from './local-stack.ts'
 import { round, summarize } from './percentiles.ts'
 
 const USAGE = `usage: npm run load -- [--seconds 60] [--concurrency 32] [--backends 1|2] [--steps 10]
   [--keys 2] [--key-concurrent-jobs 12] [--repeat-every 10] [--stream-every 4]
-  [--backend-env NAME=VALUE]... [--out docs/reliability]`
+  [--settle-seconds 30] [--backend-env NAME=VALUE]... [--out docs/reliability]`
 
 function options() {
   try {
@@ -31,6 +32,7 @@ function options() {
         'key-concurrent-jobs': { type: 'string', default: '12' },
         'repeat-every': { type: 'string', default: '10' },
         'stream-every': { type: 'string', default: '4' },
+        'settle-seconds': { type: 'string', default: '30' },
         'backend-env': { type: 'string', multiple: true, default: [] },
         out: { type: 'string', default: 'docs/reliability' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -64,6 +66,7 @@ function options() {
       keyConcurrentJobs: count('key-concurrent-jobs', 1, 1000),
       repeatEvery: count('repeat-every', 0, 1000),
       streamEvery: count('stream-every', 0, 1000),
+      settleSeconds: count('settle-seconds', 0, 600),
       backendEnv,
       out: values.out,
     }
@@ -80,7 +83,6 @@ const PREFER_WAIT_SECONDS = 60
 const DRAIN_TIMEOUT_MS = 120_000
 /** How long a refused caller waits before its next request (it does not honour Retry-After: load). */
 const REFUSAL_PAUSE_MS = 100
-const ALLOWED_STATUSES = new Set([200, 202, 429, 503])
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled'])
 
 interface Job {
@@ -135,7 +137,7 @@ async function post(
   key: string,
   body: GenerationBody,
   wait: boolean,
-): Promise<{ status: number; answer?: GenerationAnswer; problem?: unknown }> {
+): Promise<{ status: number; answer?: GenerationAnswer; problem?: unknown; refusal?: boolean }> {
   const response = await fetch(`${stack.edgeUrl}/v1/generations`, {
     method: 'POST',
     headers: {
@@ -155,7 +157,14 @@ async function post(
   if (response.status === 200 || response.status === 202) {
     return { status: response.status, answer: parsed as GenerationAnswer }
   }
-  return { status: response.status, problem: parsed }
+  // A designed refusal is a problem+json with its type and Retry-After; a bare 503 (a proxy, a worker
+  // being reloaded) is not one.
+  const refusal =
+    (response.status === 429 || response.status === 503) &&
+    (response.headers.get('content-type') ?? '').startsWith(PROBLEM_CONTENT_TYPE) &&
+    typeof (parsed as { type?: unknown }).type === 'string' &&
+    response.headers.has('retry-after')
+  return { status: response.status, problem: parsed, refusal }
 }
 
 /** Follows a job's SSE stream to its terminal event: `ended`, `refused` (429/503) or `cut` short. */
@@ -166,7 +175,8 @@ async function follow(stack: LocalStack, job: Job): Promise<'ended' | 'refused' 
   })
   if (response.status !== 200 || !response.body) {
     const text = await response.text()
-    if (response.status === 429 || response.status === 503) return 'refused'
+    const problem = (response.headers.get('content-type') ?? '').startsWith(PROBLEM_CONTENT_TYPE)
+    if ((response.status === 429 || response.status === 503) && problem) return 'refused'
     fail(`GET events answered ${response.status}: ${text.slice(0, 200)}`)
     return 'cut'
   }
@@ -211,13 +221,12 @@ async function caller(stack: LocalStack, keys: string[], index: number, deadline
       continue
     }
     byStatus[outcome.status] = (byStatus[outcome.status] ?? 0) + 1
-    if (!ALLOWED_STATUSES.has(outcome.status)) {
+    if (!outcome.answer && !outcome.refusal) {
       fail(`POST answered ${outcome.status}: ${JSON.stringify(outcome.problem).slice(0, 300)}`)
       continue
     }
     if (!outcome.answer) {
-      const type = (outcome.problem as { type?: string } | undefined)?.type ?? 'no problem type'
-      const label = `${outcome.status} ${type}`
+      const label = `${outcome.status} ${(outcome.problem as { type: string }).type}`
       refusals[label] = (refusals[label] ?? 0) + 1
       await new Promise((resolve) => setTimeout(resolve, REFUSAL_PAUSE_MS))
       continue
@@ -281,6 +290,16 @@ function memoryTable(sample: ProcessMemory[]) {
   )
 }
 
+/** Each process's RSS change from one sample to a later one, in MiB. */
+function growth(from: ProcessMemory[], to: ProcessMemory[]): Record<string, number> {
+  return Object.fromEntries(
+    to.map((entry) => {
+      const start = from.find((first) => first.name === entry.name)
+      return [entry.name, round((entry.rssBytes - (start?.rssBytes ?? 0)) / 2 ** 20)]
+    }),
+  )
+}
+
 async function main(): Promise<number> {
   console.log(
     `load: starting the stack (${settings.backends} gpu-service${settings.backends > 1 ? 's' : ''})…`,
@@ -333,6 +352,9 @@ async function main(): Promise<number> {
     for (const entry of memoryAtEnd) {
       peakRss.set(entry.name, Math.max(peakRss.get(entry.name) ?? 0, entry.rssBytes))
     }
+    // Idle for a while: what the processes give back (caches, idle Durable Objects) is not a leak.
+    await new Promise((resolve) => setTimeout(resolve, settings.settleSeconds * 1000))
+    const memorySettled = await stack.memory()
     const backendCounters = await Promise.all(
       stack.backendUrls.map(async (url, index) => {
         const text = await (await fetch(`${url}/metrics`)).text()
@@ -393,15 +415,12 @@ async function main(): Promise<number> {
       memory: {
         start: memoryTable(memoryAtStart),
         end: memoryTable(memoryAtEnd),
+        [`after${settings.settleSeconds}sIdle`]: memoryTable(memorySettled),
         peakRssMiB: Object.fromEntries(
           [...peakRss].map(([name, bytes]) => [name, round(bytes / 2 ** 20)]),
         ),
-        growthMiB: Object.fromEntries(
-          memoryAtEnd.map((entry) => {
-            const start = memoryAtStart.find((first) => first.name === entry.name)
-            return [entry.name, round((entry.rssBytes - (start?.rssBytes ?? 0)) / 2 ** 20)]
-          }),
-        ),
+        growthMiB: growth(memoryAtStart, memoryAtEnd),
+        growthAfterIdleMiB: growth(memoryAtStart, memorySettled),
       },
       backends: Object.fromEntries(backendCounters),
       failures: { count: failures.length, first: failures.slice(0, 20) },
@@ -420,7 +439,11 @@ function printSummary(report: {
   requests: { sent: number; perSecond: number; byStatus: Record<string, number> }
   jobs: { accepted: number; byEnd: Record<string, number> }
   latencyMs: Record<string, { n: number; p50: number; p95: number; p99: number }>
-  memory: { growthMiB: Record<string, number>; peakRssMiB: Record<string, number> }
+  memory: {
+    growthMiB: Record<string, number>
+    growthAfterIdleMiB: Record<string, number>
+    peakRssMiB: Record<string, number>
+  }
   failures: { count: number }
   passed: boolean
 }) {
@@ -440,6 +463,7 @@ function printSummary(report: {
       `to the end   ${latency('acceptedJobToEnd')}`,
       `cache hits   ${latency('cacheHit')}`,
       `RSS growth   ${line(report.memory.growthMiB)} MiB (peak ${line(report.memory.peakRssMiB)} MiB)`,
+      `  after idle ${line(report.memory.growthAfterIdleMiB)} MiB (${settings.settleSeconds} s later)`,
       `failures     ${report.failures.count}`,
       `${report.passed ? 'PASSED' : 'FAILED'}; written to ${join(settings.out, 'load.json')}`,
     ].join('\n'),
