@@ -146,6 +146,7 @@ export class WebhookOutbox {
     url: string
     attempts: number
     nextAt: number | null
+    leaseUntil: number | null
     deliveredAt: number | null
     givenUpAt: number | null
   }[] {
@@ -155,10 +156,11 @@ export class WebhookOutbox {
         url: string
         attempts: number
         next_at: number | null
+        lease_until: number | null
         delivered_at: number | null
         given_up_at: number | null
       }>(
-        'SELECT owner, url, attempts, next_at, delivered_at, given_up_at FROM webhooks ORDER BY id',
+        'SELECT owner, url, attempts, next_at, lease_until, delivered_at, given_up_at FROM webhooks ORDER BY id',
       )
       .toArray()
       .map((row) => ({
@@ -166,6 +168,7 @@ export class WebhookOutbox {
         url: row.url,
         attempts: row.attempts,
         nextAt: row.next_at,
+        leaseUntil: row.lease_until,
         deliveredAt: row.delivered_at,
         givenUpAt: row.given_up_at,
       }))

@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { markHealthy, markUnhealthy } from '../../../edge/src/backends/health.ts'
-import { createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
+import { markHealthy, markUnhealthy, orderBackends } from '../../../edge/src/backends/health.ts'
+import { RUN_PROBLEM_TYPES } from '../../../shared/run-protocol.ts'
+import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
 import { useFakeBackends } from '../helpers/fake-backends.ts'
 
 const A = 'http://backend-a.test'
@@ -91,5 +92,67 @@ describe('backend failover', () => {
     expect(job.status).toBe('failed')
     expect(fakes().runRequests()).toHaveLength(3)
     expect(await env.RESULTS.head(`results/${job.id}/result.json`)).toBeNull()
+  })
+
+  it('gives up on a backend whose stream goes silent (no event, no heartbeat) and fails over', async () => {
+    fakes().set(A, { kind: 'stall-after', steps: 2 })
+    markUnhealthy(B, 60_000)
+    const job = await run()
+    expect(origins()).toEqual([A, B])
+    expect(job).toMatchObject({ status: 'succeeded', progress: { attempts: 2 } })
+    const [stalled] = fakes().runRequests()
+    expect(fakes().aborted).toContain(JSON.parse(stalled?.body ?? '{}').runId)
+  })
+
+  it('does not retry a run that passed its own deadline, nor hold it against the backend', async () => {
+    const deadline = RUN_PROBLEM_TYPES.deadlineExceeded
+    fakes().set(A, { kind: 'error-event', steps: 1, status: 504, type: deadline })
+    fakes().set(B, { kind: 'error-event', steps: 1, status: 504, type: deadline })
+    const job = await run()
+    expect(job.status).toBe('failed')
+    expect(job.error).toMatchObject({
+      status: 504,
+      type: '/problems/timeout',
+      detail: 'The run took longer than a GPU backend allows for one run.',
+    })
+    expect(fakes().runRequests()).toHaveLength(1)
+    const [first] = origins()
+    expect(orderBackends([A, B], first === A ? 0 : 1)[0]).toBe(first)
+  })
+
+  it('keeps backend URLs, network errors and backend bodies out of the problem', async () => {
+    fakes().set(A, { kind: 'error-event', steps: 1, status: 500 })
+    fakes().set(B, { kind: 'refuse' })
+    const job = await run()
+    expect(job.status).toBe('failed')
+    const text = JSON.stringify(job.error)
+    for (const leak of ['backend-a', 'backend-b', '.test', 'http', 'refused', 'internal detail']) {
+      expect(text).not.toContain(leak)
+    }
+  })
+
+  it('says so in the stream when a run restarts on another backend (retrying, then steps from 0)', async () => {
+    fakes().set(A, { kind: 'stall-after', steps: 2 })
+    markUnhealthy(B, 60_000)
+    const { authorization } = await createKey()
+    const response = await postGeneration(authorization, { class: 1, steps: 3, seed: uniqueSeed() })
+    const { id } = (await response.json()) as { id: string }
+    const events = await readEvents(
+      await call(`/v1/generations/${id}/events`, { headers: { authorization } }),
+    )
+    const names = events.map((event) => event.event)
+    expect(names).toEqual([
+      'queued',
+      'started',
+      'step',
+      'step',
+      'retrying',
+      'started',
+      'step',
+      'step',
+      'step',
+      'succeeded',
+    ])
+    expect(events[4]?.data).toEqual({ attempt: 2, reason: 'backend-failed' })
   })
 })

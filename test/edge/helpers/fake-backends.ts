@@ -48,8 +48,8 @@ export interface FakeBackends {
   aborted: string[]
   /** Set what one origin does from now on. */
   set(origin: string, behavior: BackendBehavior): void
-  /** Answer for webhook receivers (any other origin); default 204. */
-  webhookStatus: (request: RecordedRequest) => number
+  /** Answer for webhook receivers (any other origin); default 204; 'hang' never answers. */
+  webhookStatus: (request: RecordedRequest) => number | 'hang'
   /** When true, DELETE /v1/runs/:id never answers (a hung backend); the caller's signal still aborts. */
   deleteHangs: boolean
   restore(): void
@@ -90,7 +90,9 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     const behavior = behaviors.get(url.origin)
     if (!behavior) {
       if (url.hostname.endsWith('.test')) {
-        return new Response(null, { status: fake.webhookStatus(recorded) })
+        const status = fake.webhookStatus(recorded)
+        if (status === 'hang') return hangUntilAborted(init?.signal ?? undefined)
+        return new Response(null, { status })
       }
       return realFetch(input, init)
     }

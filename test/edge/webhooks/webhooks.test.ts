@@ -3,6 +3,7 @@ import { env } from 'cloudflare:workers'
 import { Webhook } from 'standardwebhooks'
 import { describe, expect, it } from 'vitest'
 import { RETRY_DELAYS_MS } from '../../../edge/src/webhooks/delivery.ts'
+import { MAX_ENDPOINTS_PER_RUN } from '../../../edge/src/webhooks/outbox.ts'
 import { signWebhook } from '../../../edge/src/webhooks/standard-webhooks.ts'
 import { createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
 import { type RecordedRequest, useFakeBackends } from '../helpers/fake-backends.ts'
@@ -99,5 +100,106 @@ describe('webhook delivery', () => {
     const [after] = await stub.webhookDeliveries()
     expect(after).toMatchObject({ attempts: 2, nextAt: null })
     expect(after?.deliveredAt).toEqual(expect.any(Number))
+  })
+})
+
+describe('webhook targets', () => {
+  const refused = [
+    'https://127.0.0.1/hook',
+    'https://[::1]/hook',
+    'https://localhost/hook',
+    'https://2130706433/hook',
+    'https://10.0.0.8/hook',
+    'https://169.254.169.254/latest/meta-data/',
+    'https://[::ffff:192.168.0.1]/hook',
+    'https://metadata.google.internal/hook',
+    'http://0x7f.1/hook',
+  ]
+  for (const url of refused) {
+    it(`refuses ${url} at submit with 400 naming webhookUrl, and never sends to it`, async () => {
+      const { authorization } = await createKey()
+      const response = await postGeneration(authorization, {
+        class: 1,
+        steps: 2,
+        seed: uniqueSeed(),
+        webhookUrl: url,
+      })
+      expect(response.status).toBe(400)
+      const problem = (await response.json()) as { errors: { field: string; message: string }[] }
+      expect(problem.errors).toEqual([
+        { field: 'webhookUrl', message: expect.stringMatching(/^must not point to /) },
+      ])
+      expect(backends().requests).toEqual([])
+    })
+  }
+
+  it('caps the endpoints waiting on one run (409 problem past the cap)', async () => {
+    backends().set('http://backend-a.test', { kind: 'ok', stepDelayMs: 50 })
+    backends().set('http://backend-b.test', { kind: 'ok', stepDelayMs: 50 })
+    const { authorization, id: owner } = await createKey({ concurrentJobs: 1 })
+    const body = { class: 3, steps: 100, seed: uniqueSeed() }
+    let jobId = ''
+    for (let index = 0; index < MAX_ENDPOINTS_PER_RUN; index++) {
+      const response = await postGeneration(authorization, {
+        ...body,
+        webhookUrl: `${HOOK}/${index}`,
+      })
+      expect(response.status).toBe(202)
+      jobId = ((await response.json()) as { id: string }).id
+    }
+    const over = await postGeneration(authorization, { ...body, webhookUrl: `${HOOK}/over` })
+    expect(over.status).toBe(409)
+    expect(await over.json()).toMatchObject({ type: '/problems/webhook-limit', status: 409 })
+    await env.GENERATION_JOB.getByName(jobId).cancel(owner)
+  })
+
+  it('claims a delivery with a lease, so the row stays due while the receiver has not answered', async () => {
+    backends().webhookStatus = () => 'hang'
+    const { authorization } = await createKey()
+    const response = await postGeneration(authorization, {
+      class: 4,
+      steps: 2,
+      seed: uniqueSeed(),
+      webhookUrl: HOOK,
+    })
+    const { id } = (await response.json()) as { id: string }
+    const stub = env.GENERATION_JOB.getByName(id)
+    await until(() => hookCalls().length === 1)
+    const [claimed] = await stub.webhookDeliveries()
+    expect(claimed).toMatchObject({ attempts: 1, deliveredAt: null, givenUpAt: null })
+    // A crash now would leave this row due again at the lease's end (not unscheduled and lost).
+    expect(claimed?.nextAt).toEqual(expect.any(Number))
+    expect(claimed?.leaseUntil).toBeGreaterThan(Date.now())
+  })
+
+  it('redelivers a message whose delivery was cut off by a crash, once its lease has passed', async () => {
+    const { authorization, record } = await createKey()
+    const response = await postGeneration(authorization, {
+      class: 5,
+      steps: 2,
+      seed: uniqueSeed(),
+      webhookUrl: HOOK,
+    })
+    const { id } = (await response.json()) as { id: string }
+    const stub = env.GENERATION_JOB.getByName(id)
+    await until(() => hookCalls().length === 1)
+    await until(async () => (await stub.webhookDeliveries())[0]?.deliveredAt !== null)
+    // The row as a crash right after the claim leaves it: attempted once, lease over, no answer.
+    await runInDurableObject(stub, async (_instance, object) => {
+      object.storage.sql.exec(
+        'UPDATE webhooks SET attempts = 1, lease_until = ?, next_at = ?, delivered_at = NULL',
+        Date.now() - 1,
+        Date.now() - 30_000,
+      )
+      await object.storage.setAlarm(Date.now() + 60_000)
+    })
+    expect(await runDurableObjectAlarm(stub)).toBe(true)
+    const [after] = await stub.webhookDeliveries()
+    expect(after).toMatchObject({ attempts: 2, nextAt: null })
+    expect(after?.deliveredAt).toEqual(expect.any(Number))
+    const calls = hookCalls()
+    expect(calls).toHaveLength(2)
+    expect(calls[1]?.headers.get('webhook-id')).toBe(calls[0]?.headers.get('webhook-id'))
+    if (calls[1]) expect(verify(record.webhookSecret, calls[1])).toMatchObject({ data: { id } })
   })
 })
