@@ -121,6 +121,13 @@ async function follow(
             heavyCalls,
           })
           break
+        case 'retrying':
+          bar.note(
+            event.data.reason === 'backend-failed'
+              ? `a GPU backend failed; retrying elsewhere (attempt ${event.data.attempt})`
+              : `the job restarted; resuming (attempt ${event.data.attempt})`,
+          )
+          break
         case 'started':
           // A new attempt (failover to another backend) starts the steps again.
           heavyCalls = 0

@@ -13,6 +13,8 @@ export interface StepProgress {
 export interface ProgressBar {
   start(totalSteps: number, label: string): void
   update(progress: StepProgress): void
+  /** Shows a short note after the label (a retry, say) until the next note. */
+  note(text: string): void
   /** Leaves the bar's last state on screen. */
   stop(): void
 }
@@ -42,10 +44,15 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
     cliProgress.Presets.shades_classic,
   )
   let running = false
+  let label = ''
   return {
-    start(totalSteps, label) {
+    start(totalSteps, startLabel) {
+      label = startLabel
       bar.start(totalSteps, 0, { label, heavyCalls: 0 })
       running = true
+    },
+    note(text) {
+      if (running) bar.update({ label: `${label} (${text})` })
     },
     update({ stepsDone, totalSteps, heavyCalls }) {
       if (!running) return

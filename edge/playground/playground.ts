@@ -162,6 +162,15 @@ async function follow(api: ApiClient, generation: Generation): Promise<void> {
       case 'queued':
         ui.progressText.textContent = 'Queued.'
         break
+      case 'retrying':
+        // The run starts over (another backend, or the job resumed): steps begin at 0 again.
+        steps = []
+        resetStrip(total)
+        ui.progressText.textContent =
+          event.data.reason === 'backend-failed'
+            ? `A GPU backend failed; retrying elsewhere (attempt ${event.data.attempt}).`
+            : `The job was restarted; resuming (attempt ${event.data.attempt}).`
+        break
       case 'started':
         steps = []
         resetStrip(total)

@@ -46,8 +46,13 @@ const createGeneration = createRoute({
   path: '/v1/generations',
   summary: 'Create a generation',
   description:
-    'Starts a job, joins an identical one in flight, or answers 200 from cache. `Prefer: wait=N` ' +
-    '(N <= 60) holds the request until the job ends or N seconds pass.',
+    'Starts a job, joins an identical one in flight, or answers 200 from cache; in each case the ' +
+    'calling key becomes an owner of the job (only owners may read, stream or cancel it). ' +
+    '`Prefer: wait=N` (N <= 60) holds the request until the job ends or N seconds pass. A key may ' +
+    'hold `concurrentJobs` jobs and `concurrentCost` row-steps (images x guidance rows x steps) at ' +
+    'once. `webhookUrl` must be a public https URL (no loopback, private, link-local or other ' +
+    'special-purpose address, no `localhost`/`*.internal`); it receives a signed POST when the job ' +
+    'ends for this key, and redirects are not followed.',
   security,
   request: {
     headers: z.object({
@@ -63,6 +68,7 @@ const createGeneration = createRoute({
     },
     202: { description: 'Accepted: the job is queued or running', content: jsonGeneration },
     400: problemResponseDoc('Invalid request; `errors` lists each invalid field'),
+    409: problemResponseDoc('The job already has as many webhook endpoints as allowed'),
     413: problemResponseDoc('Body too large'),
     422: problemResponseDoc('Idempotency-Key reused with another body'),
     ...commonErrors,
@@ -77,7 +83,7 @@ const getGeneration = createRoute({
   request: { params: idParams },
   responses: {
     200: { description: 'The job', content: jsonGeneration },
-    404: problemResponseDoc('No such generation'),
+    404: problemResponseDoc('No such generation (or not one of this key)'),
     ...commonErrors,
   },
 })
@@ -87,8 +93,12 @@ const streamEvents = createRoute({
   path: '/v1/generations/{id}/events',
   summary: 'Stream a generation’s events (SSE)',
   description:
-    'Events `queued`, `started`, `step`, `preview`, `succeeded`, `failed`, `canceled`, each with an ' +
-    '`id`. Send `Last-Event-ID` to resume; a late subscriber gets the history first.',
+    'Events `queued`, `started`, `step`, `preview`, `retrying`, `succeeded`, `failed`, `canceled`, ' +
+    'each with an `id`. Send `Last-Event-ID` to resume; a late subscriber gets the history first ' +
+    '(only the latest `preview` is kept; live subscribers get every one). `retrying` means the run ' +
+    'starts over (another backend, or the job resumed), so steps begin at 0 again. A subscriber ' +
+    'that falls far behind gets the comment `: dropped: …` and the stream closes: reconnect with ' +
+    '`Last-Event-ID`. At most 8 streams per key and 64 per job are open at once (429 beyond).',
   security,
   request: {
     params: idParams,
@@ -104,8 +114,9 @@ const streamEvents = createRoute({
       description: 'Server-sent events',
       content: { [SSE_CONTENT_TYPE]: { schema: z.string() } },
     },
-    404: problemResponseDoc('No such generation'),
+    404: problemResponseDoc('No such generation (or not one of this key)'),
     ...commonErrors,
+    429: problemResponseDoc('Rate limit exceeded, or too many open event streams'),
   },
 })
 
@@ -113,12 +124,15 @@ const cancelGeneration = createRoute({
   method: 'post',
   path: '/v1/generations/{id}/cancel',
   summary: 'Cancel a generation',
-  description: 'Stops the GPU work: the backend run is cancelled, not just hidden.',
+  description:
+    'Cancels the job for the calling key: its streams end with `canceled`, its webhook reports ' +
+    '`generation.canceled`, its quota is freed. The GPU work stops when no other key that sent the ' +
+    'same request is still waiting on it. A job that has already ended is answered as it is.',
   security,
   request: { params: idParams },
   responses: {
     200: { description: 'The job after cancellation', content: jsonGeneration },
-    404: problemResponseDoc('No such generation'),
+    404: problemResponseDoc('No such generation (or not one of this key)'),
     ...commonErrors,
   },
 })
