@@ -1,4 +1,5 @@
 // One run through POST /v1/runs, timed from the client's side: the benchmark's unit of measurement.
+import { randomUUID } from 'node:crypto'
 import type { RunEvent, RunRequest } from '../../../shared/run-protocol.ts'
 import { type RunClient, readRunEvents, signedFetch } from '../cli/run-client.ts'
 
@@ -17,7 +18,9 @@ export interface RunTiming {
 
 /**
  * Sends one run and reads its stream to the result; throws on an error event or a refused request.
- * `onEvent` sees every event as it arrives (the fairness benchmark waits for a run's first step).
+ * `onEvent` sees every event as it arrives (the fairness benchmark waits for a run's first step). Each
+ * run gets its own runId, as the edge's do, so two equal requests in one second are not one signature
+ * (which the service would refuse as a replay).
  *
  * @example
  * const { latencyMs } = await timedRun(client, request)
@@ -28,7 +31,8 @@ export async function timedRun(
   onEvent: (event: RunEvent) => void = () => {},
 ): Promise<RunTiming> {
   const started = performance.now()
-  const response = await signedFetch(client, 'POST', '/v1/runs', { body: request })
+  const body = { runId: `bench-${randomUUID()}`, ...request }
+  const response = await signedFetch(client, 'POST', '/v1/runs', { body })
   if (response.status !== 200) {
     throw new Error(`POST /v1/runs: ${response.status} ${await response.text()}`)
   }

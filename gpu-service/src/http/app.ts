@@ -5,6 +5,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { type RequestIdVariables, requestId } from 'hono/request-id'
 import type { Logger } from '../service/logger.ts'
 import type { ServiceMetrics } from '../service/metrics.ts'
+import type { EventQueueLimits } from './event-queue.ts'
 import { verifySignature } from './middleware/verify-signature.ts'
 import { problemErrorHandler, problemResponse } from './problem-response.ts'
 import { healthRoutes, type Readiness } from './routes/health.ts'
@@ -21,6 +22,10 @@ export interface AppOptions {
   logger: Logger
   heartbeatMs: number
   openStreams: Set<Promise<void>>
+  /** Bounds of each run's unwritten events (default: routes/runs.ts RUN_EVENT_QUEUE_LIMITS). */
+  eventQueueLimits?: EventQueueLimits
+  /** The signature check's clock in ms, and how many signatures it remembers against replay. */
+  signature?: { now?: () => number; maxReplayEntries?: number }
 }
 
 /**
@@ -51,7 +56,7 @@ export function createApp(options: AppOptions) {
       onError: (c) => problemResponse(c, { status: 413, title: 'Payload Too Large' }),
     }),
   )
-  app.use('/v1/*', verifySignature({ secret: options.hmacSecret }))
+  app.use('/v1/*', verifySignature({ ...options.signature, secret: options.hmacSecret }))
   app.route('/v1', runsRoutes(options))
 
   app.doc31('/openapi.json', {

@@ -1,8 +1,10 @@
 // Turns the scheduler's view of a run (accepted, started, steps, end) into the events of the run protocol
 // (shared/run-protocol.ts): step events with elapsed time, x0 previews at the requested cadence and the
-// result as base64 PNGs, or an error event with a problem.
+// result as base64 PNGs, or an error event with a problem. A problem says how the run ended (its `type`,
+// from the shared protocol, tells the edge whether another backend may succeed) and never why a run
+// failed inside: stack traces, file paths and error messages stay in the service's log.
 import type { Problem, ProblemInit } from '../../../shared/problem.ts'
-import type { RunEvent } from '../../../shared/run-protocol.ts'
+import { RUN_PROBLEM_TYPES, type RunEvent } from '../../../shared/run-protocol.ts'
 import { encodeGrayPng } from '../image/png.ts'
 import type { RunObserver, RunOutcome, RunSummary } from '../scheduler/step-scheduler.ts'
 
@@ -18,14 +20,32 @@ export interface RunEventsOptions {
   problemOf(outcome: Exclude<RunOutcome, 'completed'>, summary: RunSummary): Problem
 }
 
-/** Problem members for each way a run can end without a result. */
+/** Problem members for each way a run can end without a result; `type` from RUN_PROBLEM_TYPES. */
 export const OUTCOME_PROBLEMS: Readonly<Record<Exclude<RunOutcome, 'completed'>, ProblemInit>> =
   Object.freeze({
-    cancelled: { status: 409, title: 'Run cancelled', detail: 'DELETE /v1/runs/:id stopped it' },
-    disconnected: { status: 499, title: 'Client disconnected' },
-    deadline_exceeded: { status: 504, title: 'Run deadline exceeded' },
-    shutdown: { status: 503, title: 'Service shutting down', detail: 'retry on another instance' },
-    failed: { status: 500, title: 'Internal Server Error' },
+    cancelled: {
+      type: RUN_PROBLEM_TYPES.cancelled,
+      status: 409,
+      title: 'Run cancelled',
+      detail: 'DELETE /v1/runs/:id stopped it',
+    },
+    disconnected: {
+      type: RUN_PROBLEM_TYPES.disconnected,
+      status: 499,
+      title: 'Client disconnected',
+    },
+    deadline_exceeded: {
+      type: RUN_PROBLEM_TYPES.deadlineExceeded,
+      status: 504,
+      title: 'Run deadline exceeded',
+    },
+    shutdown: {
+      type: RUN_PROBLEM_TYPES.shutdown,
+      status: 503,
+      title: 'Service shutting down',
+      detail: 'retry on another instance',
+    },
+    failed: { type: RUN_PROBLEM_TYPES.failed, status: 500, title: 'Internal Server Error' },
   })
 
 /**

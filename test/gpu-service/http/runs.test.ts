@@ -123,10 +123,11 @@ describe('POST /v1/runs', () => {
       return result.images
     }
     const target = { ...request, steps: 12, heavySchedule: { every: 4 } }
-    const alone = await run(target)
+    // Each request signed once, as the edge does (a repeated signature is refused as a replay).
+    const alone = await run({ ...target, runId: 'alone' })
     const before = await work(service)
     const [batched] = await Promise.all([
-      run(target),
+      run({ ...target, runId: 'batched' }),
       run({ ...target, classIndex: 1, count: 3, seed: 8 }),
       run({
         ...target,
@@ -243,7 +244,12 @@ describe('POST /v1/runs', () => {
     const body = { ...request, steps: 400, runId: 'twice' }
     const first = await signedFetch(service.client, 'POST', '/v1/runs', { body })
     const { rest } = await readUntil(first, (event) => event.type === 'started')
-    const second = await signedFetch(service.client, 'POST', '/v1/runs', { body })
+    // The same body again, signed with another timestamp (a minute earlier, well inside the window),
+    // as the edge's fresh signature would be: the same signature would be refused as a replay.
+    const second = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body,
+      now: Date.now() - 60_000,
+    })
     await expectProblem(second, 409, 'Run exists')
     expect((await signedFetch(service.client, 'DELETE', '/v1/runs/twice')).status).toBe(200)
     await rest.return(undefined)
@@ -281,7 +287,11 @@ describe('cancellation', () => {
     expect(await work(service)).toEqual(atCancel)
     expect(await service.metric('dualrate_active_runs')).toBe(0)
     expect(await service.metric('dualrate_runs_total{outcome="cancelled"}')).toBe(1)
-    const again = await signedFetch(service.client, 'DELETE', '/v1/runs/to-cancel')
+    // Signed with another timestamp (a minute earlier): the first DELETE's signature may be this
+    // second's too, and a replay is refused.
+    const again = await signedFetch(service.client, 'DELETE', '/v1/runs/to-cancel', {
+      now: Date.now() - 60_000,
+    })
     await expectProblem(again, 404, 'Run not found')
   })
 

@@ -86,7 +86,7 @@ describe('npm run gpu-service', () => {
     )
     child.process.kill('SIGTERM')
     await child.line('draining')
-    const refused = await signedFetch(client, 'POST', '/v1/runs', { body: run })
+    const refused = await signedFetch(client, 'POST', '/v1/runs', { body: { ...run, seed: 2 } })
     expect(refused.status).toBe(503)
     expect(await refused.json()).toMatchObject({ title: 'Service shutting down' })
     expect((await fetch(`${url}/readyz`)).status).toBe(503)

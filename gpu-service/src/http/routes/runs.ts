@@ -1,6 +1,8 @@
 // POST /v1/runs streams a run's events as SSE while the step scheduler works on it; DELETE /v1/runs/:id
 // stops it before its next model call. The request is validated with the shared schema first: a bad
-// body, a full queue or a draining service is answered before anything runs.
+// body, a full queue or a draining service is answered before anything runs. Each run's unwritten
+// events wait in a bounded queue: a newer preview replaces an unwritten older one, and a client too slow
+// for the limits has its run stopped as disconnected (logged with the reason).
 import { randomUUID } from 'node:crypto'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
@@ -16,6 +18,7 @@ import {
   runIdSchema,
   runRequestSchema,
 } from '../../../../shared/run-protocol.ts'
+import { MAX_STEPS } from '../../../../shared/sampling-options.ts'
 import { formatSse, SSE_CONTENT_TYPE, SSE_HEARTBEAT } from '../../../../shared/sse.ts'
 import {
   type RunSummary,
@@ -24,7 +27,7 @@ import {
 } from '../../scheduler/step-scheduler.ts'
 import type { Logger } from '../../service/logger.ts'
 import type { ServiceMetrics } from '../../service/metrics.ts'
-import { EventQueue } from '../event-queue.ts'
+import { EventQueue, type EventQueueLimits } from '../event-queue.ts'
 import { invalidRequest, problemException, withRequestId } from '../problem-response.ts'
 import { OUTCOME_PROBLEMS, runEventObserver } from '../run-events.ts'
 
@@ -42,6 +45,24 @@ export interface RunsRouteOptions {
   heartbeatMs: number
   /** Open SSE streams, each settled once its last event is written: shutdown waits for them. */
   openStreams: Set<Promise<void>>
+  /** Bounds of each run's unwritten events (default RUN_EVENT_QUEUE_LIMITS). */
+  eventQueueLimits?: EventQueueLimits
+}
+
+/**
+ * A run has at most MAX_STEPS step events, one queued preview and a few others; a 64-image preview or
+ * result is about 64 KB of base64 PNGs. So no client that reads at all reaches these: they stop a
+ * stalled one before it holds more than a megabyte.
+ */
+export const RUN_EVENT_QUEUE_LIMITS: EventQueueLimits = Object.freeze({
+  maxItems: 2 * MAX_STEPS,
+  maxBytes: 1024 * 1024,
+})
+
+/** Bytes of an event on the wire, near enough: its images, plus a step event's worth of fields. */
+function eventBytes(event: RunEvent): number {
+  const images = 'images' in event ? event.images : []
+  return images.reduce((sum, image) => sum + image.length + 3, 200)
 }
 
 /** Seconds a client should wait before retrying while the models load. */
@@ -93,6 +114,7 @@ const deleteRun = createRoute({
  */
 export function runsRoutes(options: RunsRouteOptions) {
   const { metrics, logger, heartbeatMs, openStreams } = options
+  const eventQueueLimits = options.eventQueueLimits ?? RUN_EVENT_QUEUE_LIMITS
   const app = new OpenAPIHono<{ Variables: RequestIdVariables }>({
     defaultHook: (result, c) => (result.success ? undefined : invalidRequest(c, result.error)),
   })
@@ -111,19 +133,45 @@ export function runsRoutes(options: RunsRouteOptions) {
     const { manifest, scheduler } = readyEngine(c)
     const { runId = randomUUID(), previewEvery, ...sampling } = c.req.valid('json')
     const requestId = c.get('requestId')
-    const queue = new EventQueue<RunEvent>()
+    /** Why the run's event queue overflowed, if it did. */
+    let overflow: string | undefined
+    const queue = new EventQueue<RunEvent>({
+      ...eventQueueLimits,
+      sizeOf: eventBytes,
+      // A preview is a snapshot of x0: the newest one makes an unwritten older one useless.
+      replaceKey: (event) => (event.type === 'preview' ? 'preview' : undefined),
+      onOverflow(reason) {
+        overflow = reason
+        logger.warn('run event queue full', { requestId, runId, reason })
+        void scheduler.cancel(runId, 'disconnected')
+      },
+    })
     const observer = runEventObserver({
       runId,
       modelId: manifest.modelId,
       previewEvery,
       width: manifest.image.width,
       height: manifest.image.height,
-      send: (event) => queue.push(event),
-      problemOf: (outcome) => withRequestId(c, OUTCOME_PROBLEMS[outcome]),
+      // The result or error event ends the stream; it is written even after an overflow.
+      send: (event) =>
+        event.type === 'result' || event.type === 'error' ? queue.close(event) : queue.push(event),
+      problemOf: (outcome) =>
+        withRequestId(
+          c,
+          overflow && outcome === 'disconnected'
+            ? { ...OUTCOME_PROBLEMS.disconnected, detail: 'the client read the events too slowly' }
+            : OUTCOME_PROBLEMS[outcome],
+        ),
     })
     const logEnd = (summary: RunSummary) => {
       const { images: _images, error, ...fields } = summary
-      const line = { requestId, ...fields, count: sampling.count, steps: sampling.steps }
+      const line = {
+        requestId,
+        ...fields,
+        count: sampling.count,
+        steps: sampling.steps,
+        ...(overflow && { reason: overflow }),
+      }
       if (error) logger.error('run ended', { ...line, error })
       else logger.info('run ended', line)
     }
