@@ -7,6 +7,7 @@
 // the load stops, bounded) and succeed. Records latencies of accepted jobs to their end, cache hits, and
 // the resident memory of every process at start, end, peak and after an idle spell. Writes
 // docs/reliability/load.json, prints a summary, and exits 1 on any failure. Loopback only; a measurement of this machine under its own load, not a capacity figure.
+import { createWriteStream } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +19,7 @@ import { round, summarize } from './percentiles.ts'
 
 const USAGE = `usage: npm run load -- [--seconds 60] [--concurrency 32] [--backends 1|2] [--steps 10]
   [--keys 2] [--key-concurrent-jobs 12] [--repeat-every 10] [--stream-every 4]
-  [--settle-seconds 30] [--backend-env NAME=VALUE]... [--out docs/reliability]`
+  [--settle-seconds 30] [--backend-env NAME=VALUE]... [--out docs/reliability] [--log FILE]`
 
 function options() {
   try {
@@ -35,6 +36,7 @@ function options() {
         'settle-seconds': { type: 'string', default: '30' },
         'backend-env': { type: 'string', multiple: true, default: [] },
         out: { type: 'string', default: 'docs/reliability' },
+        log: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -69,6 +71,8 @@ function options() {
       settleSeconds: count('settle-seconds', 0, 600),
       backendEnv,
       out: values.out,
+      /** Every output line of the stack's processes goes here (wrangler at log level info). */
+      log: values.log,
     }
   } catch (error) {
     console.error(`npm run load: ${(error as Error).message}\n\n${USAGE}`)
@@ -112,16 +116,26 @@ interface GenerationAnswer {
 const byStatus: Record<string, number> = {}
 const refusals: Record<string, number> = {}
 const failures: string[] = []
+/** Failures by kind, e.g. `POST 503` or `job failed`. */
+const failureKinds: Record<string, number> = {}
 const jobs = new Map<string, Job>()
 const succeededBodies: GenerationBody[] = []
 const cacheHitMs: number[] = []
 let sent = 0
 let nextSeed = 1_000_000 + Math.floor(Math.random() * 1_000_000) * 1_000
 
-function fail(message: string): void {
+function fail(message: string, kind: string): void {
   failures.push(message)
+  failureKinds[kind] = (failureKinds[kind] ?? 0) + 1
   if (failures.length <= 10) console.error(`load: ${message}`)
 }
+
+/**
+ * wrangler dev's proxy answers this 503 itself when its connection to the local worker drops mid-request
+ * (workerd logs "stream disconnected prematurely"); no deployed edge has that proxy. Still a failure: a
+ * client got a 5xx. Named apart so a reader can tell it from the API's own answers.
+ */
+const DEV_PROXY_DROP = 'Your worker restarted mid-request'
 
 function finish(job: Job, status: string, error?: unknown): void {
   if (job.status !== undefined && TERMINAL.has(job.status)) return
@@ -129,7 +143,11 @@ function finish(job: Job, status: string, error?: unknown): void {
   job.endedAt = Date.now()
   if (error !== undefined) job.error = error
   if (status === 'succeeded') succeededBodies.push(job.body)
-  else fail(`job ${job.id.slice(0, 12)}… ended ${status}: ${JSON.stringify(error ?? null)}`)
+  else
+    fail(
+      `job ${job.id.slice(0, 12)}… ended ${status}: ${JSON.stringify(error ?? null)}`,
+      `job ${status}`,
+    )
 }
 
 async function post(
@@ -177,7 +195,10 @@ async function follow(stack: LocalStack, job: Job): Promise<'ended' | 'refused' 
     const text = await response.text()
     const problem = (response.headers.get('content-type') ?? '').startsWith(PROBLEM_CONTENT_TYPE)
     if ((response.status === 429 || response.status === 503) && problem) return 'refused'
-    fail(`GET events answered ${response.status}: ${text.slice(0, 200)}`)
+    fail(
+      `GET events answered ${response.status}: ${text.slice(0, 200)}`,
+      `GET events ${response.status}`,
+    )
     return 'cut'
   }
   const messages = response.body
@@ -217,12 +238,16 @@ async function caller(stack: LocalStack, keys: string[], index: number, deadline
       outcome = await post(stack, key, body, !stream)
     } catch (error) {
       byStatus.network = (byStatus.network ?? 0) + 1
-      fail(`POST failed: ${(error as Error).message}`)
+      fail(`POST failed: ${(error as Error).message}`, 'POST network error')
       continue
     }
     byStatus[outcome.status] = (byStatus[outcome.status] ?? 0) + 1
     if (!outcome.answer && !outcome.refusal) {
-      fail(`POST answered ${outcome.status}: ${JSON.stringify(outcome.problem).slice(0, 300)}`)
+      const proxy = String(outcome.problem).startsWith(DEV_PROXY_DROP)
+      fail(
+        `POST answered ${outcome.status}: ${JSON.stringify(outcome.problem).slice(0, 300)}`,
+        proxy ? `POST ${outcome.status} from wrangler dev's proxy` : `POST ${outcome.status}`,
+      )
       continue
     }
     if (!outcome.answer) {
@@ -245,6 +270,7 @@ async function caller(stack: LocalStack, keys: string[], index: number, deadline
       if (followed !== 'ended' && followed !== 'refused' && job.status === undefined) {
         fail(
           `the event stream of ${job.id.slice(0, 12)}… ended before the job: ${String(followed)}`,
+          'event stream cut short',
         )
       }
     }
@@ -261,7 +287,7 @@ async function drain(stack: LocalStack): Promise<void> {
         headers: { authorization: `Bearer ${job.key}` },
       })
       if (response.status !== 200) {
-        fail(`GET ${job.id.slice(0, 12)}… answered ${response.status}`)
+        fail(`GET ${job.id.slice(0, 12)}… answered ${response.status}`, `GET ${response.status}`)
         job.status = `http-${response.status}`
         continue
       }
@@ -271,7 +297,9 @@ async function drain(stack: LocalStack): Promise<void> {
     open = open.filter((job) => job.status === undefined)
     if (open.length > 0) await new Promise((resolve) => setTimeout(resolve, 250))
   }
-  for (const job of open) fail(`job ${job.id.slice(0, 12)}… did not end within the drain time`)
+  for (const job of open) {
+    fail(`job ${job.id.slice(0, 12)}… did not end within the drain time`, 'job never ended')
+  }
 }
 
 /** Each process's resident memory, in MiB. */
@@ -304,9 +332,14 @@ async function main(): Promise<number> {
   console.log(
     `load: starting the stack (${settings.backends} gpu-service${settings.backends > 1 ? 's' : ''})…`,
   )
+  const log = settings.log === undefined ? undefined : createWriteStream(settings.log)
   const stack = await startLocalStack({
     backends: settings.backends,
     backendEnv: settings.backendEnv,
+    ...(log && {
+      edgeLogLevel: 'info' as const,
+      onLog: (source: string, line: string) => log.write(`${source} ${line}\n`),
+    }),
   })
   try {
     const keys: string[] = []
@@ -423,7 +456,7 @@ async function main(): Promise<number> {
         growthAfterIdleMiB: growth(memoryAtStart, memorySettled),
       },
       backends: Object.fromEntries(backendCounters),
-      failures: { count: failures.length, first: failures.slice(0, 20) },
+      failures: { count: failures.length, byKind: failureKinds, first: failures.slice(0, 20) },
       passed: failures.length === 0,
     }
     await mkdir(settings.out, { recursive: true })
@@ -432,6 +465,7 @@ async function main(): Promise<number> {
     return report.passed ? 0 : 1
   } finally {
     await stack.stop()
+    log?.end()
   }
 }
 
@@ -444,7 +478,7 @@ function printSummary(report: {
     growthAfterIdleMiB: Record<string, number>
     peakRssMiB: Record<string, number>
   }
-  failures: { count: number }
+  failures: { count: number; byKind: Record<string, number> }
   passed: boolean
 }) {
   const line = (entries: Record<string, number>) =>
@@ -464,7 +498,7 @@ function printSummary(report: {
       `cache hits   ${latency('cacheHit')}`,
       `RSS growth   ${line(report.memory.growthMiB)} MiB (peak ${line(report.memory.peakRssMiB)} MiB)`,
       `  after idle ${line(report.memory.growthAfterIdleMiB)} MiB (${settings.settleSeconds} s later)`,
-      `failures     ${report.failures.count}`,
+      `failures     ${report.failures.count}${report.failures.count ? `: ${line(report.failures.byKind)}` : ''}`,
       `${report.passed ? 'PASSED' : 'FAILED'}; written to ${join(settings.out, 'load.json')}`,
     ].join('\n'),
   )
