@@ -21,6 +21,16 @@ export default defineConfig({
       },
       {
         test: {
+          // Property-based fuzzing (fast-check) in plain Node: FUZZ_RUNS cases a property (200 with
+          // seed 1 unless set; `npm run fuzz` runs 10,000), settings in test/fuzz/fuzz-config.ts.
+          name: 'fuzz',
+          environment: 'node',
+          include: ['test/fuzz/**/*.fuzz.test.ts'],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
           // wrangler dev + a real gpu-service on loopback (edge/scripts/local-stack.ts).
           name: 'e2e',
           environment: 'node',
@@ -58,6 +68,10 @@ export default defineConfig({
                 EVENT_RETENTION_SECONDS: '3',
                 // A stalled backend is given up after half a second (its heartbeats are faked away).
                 BACKEND_IDLE_TIMEOUT_SECONDS: '0.5',
+                // Cases per fuzzed route (test/edge/fuzz): a seed-fixed sample here, 10,000 in
+                // `npm run fuzz`.
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? '100',
+                FUZZ_SEED: process.env.FUZZ_SEED ?? '1',
                 HEARTBEAT_SECONDS: '0.2',
               },
             },

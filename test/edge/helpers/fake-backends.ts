@@ -1,6 +1,7 @@
 // Fake gpu-service backends for workerd tests: `fetch` is replaced (the worker and its Durable Objects
 // share the test isolate) and each backend origin answers POST /v1/runs with the run protocol's SSE
-// events, or fails the way a test asks. Every request is recorded for assertions.
+// events, or fails the way a test asks; `.test` hosts answer as webhook receivers, and every other host
+// is unreachable, so no test sends traffic off this machine. Every request is recorded for assertions.
 import { afterEach, beforeEach, vi } from 'vitest'
 import type { RunEvent } from '../../../shared/run-protocol.ts'
 import { formatSse } from '../../../shared/sse.ts'
@@ -76,7 +77,6 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     deleteHangs: false,
     restore: () => spy.mockRestore(),
   }
-  const realFetch = globalThis.fetch
   const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
     const request = new Request(input, init)
     const url = new URL(request.url)
@@ -94,7 +94,8 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
         if (status === 'hang') return hangUntilAborted(init?.signal ?? undefined)
         return new Response(null, { status })
       }
-      return realFetch(input, init)
+      // Tests send no traffic off this machine: anything else fails like an unreachable host.
+      throw new TypeError(`fake network: no route to ${url.origin}`)
     }
     if (request.method === 'DELETE') {
       if (fake.deleteHangs) return hangUntilAborted(init?.signal ?? undefined)
