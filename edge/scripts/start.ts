@@ -102,12 +102,18 @@ function banner(stack: LocalStack, localFile: string): string {
   ].join('\n')
 }
 
-/** `the gpu-service (pid 123) was killed by SIGKILL`, `the edge (wrangler dev, pid 7) exited with code 1`. */
+/**
+ * `the gpu-service (pid 123) was killed by SIGKILL`, `the edge (wrangler dev, pid 7) exited with code 1`,
+ * or `the gpu-service did not start` for a restart that never became ready (no pid, no exit status).
+ */
 function describeExit(exit: StackExit): string {
-  const who = exit.source === 'edge' ? 'the edge (wrangler dev' : `the ${exit.source} (`
-  const pid = exit.pid === undefined ? '' : `${exit.source === 'edge' ? ', ' : ''}pid ${exit.pid}`
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
-  return `${who}${pid}) ${how}`
+  const details = [exit.source === 'edge' ? 'wrangler dev' : '', exit.pid ? `pid ${exit.pid}` : '']
+    .filter(Boolean)
+    .join(', ')
+  const who = details ? `the ${exit.source} (${details})` : `the ${exit.source}`
+  if (exit.signal) return `${who} was killed by ${exit.signal}`
+  if (exit.code !== null) return `${who} exited with code ${exit.code}`
+  return `${who} did not start`
 }
 
 /** Exits of the stack's processes, in order, for the supervisor to take one at a time. */
@@ -172,8 +178,11 @@ async function supervise(stack: LocalStack, exits: ExitQueue, stopped: Promise<v
       console.error(`npm start: the ${backend.name} is back (pid ${backend.pid}, ${backend.url}).`)
       continue
     }
-    const reason = (outcome instanceof Error ? outcome.message : String(outcome)).split('\n')[0]
-    console.error(`npm start: the ${backend.name} did not come back: ${reason}`)
+    // waitFor's message: `<url>: process exited (code 1):` then the output, which the log already shows.
+    const reason = (outcome instanceof Error ? outcome.message : String(outcome))
+      .split('\n')[0]
+      ?.replace(/:$/, '')
+    console.error(`npm start: the ${backend.name} did not come back: ${reason}.`)
     exits.push({ source: backend.name, pid: undefined, code: null, signal: null })
   }
 }
