@@ -5,33 +5,32 @@
 // versioned schema on load), and an alarm enforces the deadline, resumes a run lost with its isolate,
 // retries webhooks and prunes the event log of an ended job.
 import { DurableObject } from 'cloudflare:workers'
-import { z } from 'zod'
 import { isTerminalStatus, type TerminalStatus } from '../../../shared/generation-api.ts'
 import { PROBLEM_TYPES, type ProblemInit, problem } from '../../../shared/problem.ts'
 import type { RunEvent, RunRequest } from '../../../shared/run-protocol.ts'
-import { BACKEND_TROUBLE, BackendFailure, cancelRun } from '../backends/backend-client.ts'
+import { BackendFailure, cancelRun } from '../backends/backend-client.ts'
 import { type ResultEvent, runWithFailover } from '../backends/failover.ts'
 import { type Env, readConfig } from '../env.ts'
 import { findResult, imageUrls, saveResult } from '../results/result-store.ts'
 import { WebhookOutbox } from '../webhooks/outbox.ts'
+import { webhookMessage } from '../webhooks/webhook-message.ts'
 import { EventLog, type LoggedEvent } from './event-log.ts'
+import { failureLogLine, failureProblem } from './failure-problem.ts'
 import { canMove, isCurrent, type RunToken, startsNewRun } from './job-machine.ts'
 import {
   JOB_STATE_VERSION,
   type JobState,
   type JobView,
-  type OwnerOutcome,
   parseJobState,
   type RunTimings,
   viewFor,
 } from './job-state.ts'
+import { attachedOwners, makeRoomForOwner, outcomeOf } from './owners.ts'
 import { addMissingColumns, tableExists } from './sql-schema.ts'
 import { Subscribers } from './subscribers.ts'
 
 /** While a job is active its alarm fires at least this often (watchdog and keep-alive). */
 export const WATCHDOG_MS = 30_000
-/** Owners one job remembers; past it the longest-detached owner is forgotten to make room. */
-export const MAX_OWNERS_PER_JOB = 256
 
 export interface SubmitInput {
   key: string
@@ -85,7 +84,7 @@ export class GenerationJob extends DurableObject<Env> {
         this.#state = row ? parseJobState(JSON.parse(row.state)) : null
       } catch (error) {
         // Loud, but not fatal to the object: every call answers with this error (a logged 500).
-        this.#corrupt = new Error(`Stored job state is invalid (${describeInvalid(error)})`)
+        this.#corrupt = error instanceof Error ? error : new Error(String(error))
         console.error(JSON.stringify({ level: 'error', msg: this.#corrupt.message }))
         return
       }
@@ -111,7 +110,7 @@ export class GenerationJob extends DurableObject<Env> {
         (await findResult(this.env.RESULTS, input.key)) !== null)
     const now = Date.now()
     let state = this.#state
-    if (state && !state.owners[input.owner] && !this.#makeRoomForOwner(state)) {
+    if (state && !makeRoomForOwner(state, input.owner)) {
       return { kind: 'busy', reason: 'owners' }
     }
     if (input.stored && (!state || isTerminalStatus(state.status))) {
@@ -206,10 +205,7 @@ export class GenerationJob extends DurableObject<Env> {
     const entry = state?.owners[owner]
     if (!state || !entry) return null
     if (entry.outcome || !entry.attached) return viewFor(state, owner)
-    const others = Object.entries(state.owners).filter(
-      ([id, other]) => id !== owner && other.attached,
-    )
-    if (others.length > 0) {
+    if (attachedOwners(state).some((id) => id !== owner)) {
       await this.#detach(state, owner)
       return viewFor(this.#state, owner)
     }
@@ -256,18 +252,6 @@ export class GenerationJob extends DurableObject<Env> {
 
   // --- Owners --------------------------------------------------------------------------------------
 
-  /** True when a new owner fits, forgetting the longest-detached owner if the job is full. */
-  #makeRoomForOwner(state: JobState): boolean {
-    const entries = Object.entries(state.owners)
-    if (entries.length < MAX_OWNERS_PER_JOB) return true
-    const detached = entries
-      .filter(([, owner]) => !owner.attached)
-      .sort(([, a], [, b]) => (a.outcome?.finishedAt ?? 0) - (b.outcome?.finishedAt ?? 0))[0]
-    if (!detached) return false
-    delete state.owners[detached[0]]
-    return true
-  }
-
   /** `input.owner` joins a run that has ended: its view is that ending, its webhook is sent now. */
   #joinEnded(state: JobState, input: SubmitInput, now: number): void {
     const endEventId = state.endEventId ?? state.firstEventId
@@ -279,7 +263,7 @@ export class GenerationJob extends DurableObject<Env> {
     }
     if (input.webhook) {
       this.#outbox.register(input.owner, input.webhook.url, input.webhook.secret)
-      this.#sealWebhook(input.owner, state, endEventId, now)
+      this.#sealWebhook(input.owner, state, now)
     }
     this.#save()
     void this.#scheduleAlarm()
@@ -295,7 +279,7 @@ export class GenerationJob extends DurableObject<Env> {
     entry.outcome = { ...outcomeOf(state, event.id), status: 'canceled', finishedAt: now }
     delete entry.outcome.timings
     delete entry.outcome.error
-    this.#sealWebhook(owner, state, event.id, now)
+    this.#sealWebhook(owner, state, now)
     this.#save()
     this.#subscribers.broadcast(event)
     this.#wakeWaiters()
@@ -425,7 +409,8 @@ export class GenerationJob extends DurableObject<Env> {
       }
     } catch (error) {
       if (!isCurrent(this.#state, token)) return
-      await this.#finish('failed', this.#failureProblem(state, error))
+      console.error(failureLogLine(state, error))
+      await this.#finish('failed', failureProblem(error))
     }
   }
 
@@ -457,35 +442,6 @@ export class GenerationJob extends DurableObject<Env> {
       },
       images,
     )
-  }
-
-  /** The problem a caller sees for a failed run: never a backend URL, network error or body. */
-  #failureProblem(state: JobState, error: unknown): ProblemInit {
-    console.error(
-      JSON.stringify({
-        level: 'error',
-        msg: 'generation failed',
-        requestId: state.requestId,
-        job: state.key,
-        run: state.run,
-        attempts: state.attempts,
-        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      }),
-    )
-    if (error instanceof BackendFailure) {
-      return {
-        status: error.status,
-        type: error.type ?? PROBLEM_TYPES.backendUnavailable,
-        title: 'Generation failed',
-        detail: error.publicDetail,
-      }
-    }
-    return {
-      status: 500,
-      type: PROBLEM_TYPES.internal,
-      title: 'Generation failed',
-      detail: BACKEND_TROUBLE,
-    }
   }
 
   #onBackendEvent(state: JobState, event: RunEvent): void {
@@ -565,7 +521,7 @@ export class GenerationJob extends DurableObject<Env> {
       owner.attached = false
       owner.outcome = outcomeOf(state, event.id)
       released.push(id)
-      this.#sealWebhook(id, state, event.id, now)
+      this.#sealWebhook(id, state, now)
     }
     this.#save()
     this.#emit(event)
@@ -596,32 +552,10 @@ export class GenerationJob extends DurableObject<Env> {
     return this.#log.page(afterId, owner, limit, entry.outcome?.eventId)
   }
 
-  #sealWebhook(owner: string, state: JobState, eventId: number, now: number): void {
-    const entry = state.owners[owner]
-    const outcome = entry?.outcome
-    if (!outcome) return
-    const data =
-      outcome.status === 'succeeded'
-        ? {
-            images: imageUrls(state.origin, state.key, state.request.count),
-            timings: outcome.timings,
-          }
-        : outcome.status === 'failed'
-          ? { problem: outcome.error }
-          : {}
-    this.#outbox.seal(
-      owner,
-      {
-        // Unique per owner and ending, stable across retries (Standard Webhooks `webhook-id`).
-        messageId: `msg_${state.key.slice(0, 24)}_${eventId}_${owner.slice(0, 12)}`,
-        body: JSON.stringify({
-          type: `generation.${outcome.status}`,
-          timestamp: new Date(outcome.finishedAt).toISOString(),
-          data: { id: state.key, status: outcome.status, eventId, ...data },
-        }),
-      },
-      now,
-    )
+  /** Gives `owner`'s endpoints the message for how the job ended for it. */
+  #sealWebhook(owner: string, state: JobState, now: number): void {
+    const outcome = state.owners[owner]?.outcome
+    if (outcome) this.#outbox.seal(owner, webhookMessage(state, owner, outcome), now)
   }
 
   #emit(event: LoggedEvent): void {
@@ -668,30 +602,4 @@ export class GenerationJob extends DurableObject<Env> {
     if (times.length === 0) await this.ctx.storage.deleteAlarm()
     else await this.ctx.storage.setAlarm(Math.min(...times))
   }
-}
-
-/** The first problems of a failed parse, as `path: message` (ZodError's own message is JSON). */
-function describeInvalid(error: unknown): string {
-  if (error instanceof z.ZodError) {
-    return error.issues
-      .slice(0, 3)
-      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
-      .join('; ')
-  }
-  return error instanceof Error ? error.message : String(error)
-}
-
-/** What an owner attached to the current run sees once it ends with `eventId`. */
-function outcomeOf(state: JobState, eventId: number): OwnerOutcome {
-  const outcome: OwnerOutcome = {
-    status: state.status as TerminalStatus,
-    eventId,
-    finishedAt: state.finishedAt ?? Date.now(),
-    step: state.step,
-    attempts: state.attempts,
-  }
-  if (state.startedAt !== undefined) outcome.startedAt = state.startedAt
-  if (state.timings) outcome.timings = state.timings
-  if (state.error) outcome.error = state.error
-  return outcome
 }

@@ -93,13 +93,25 @@ const jobStateV1Schema = z.looseObject({
 })
 
 /**
- * A stored row as the current state: validated, and migrated from version 1. Throws a ZodError naming
- * the field for a row that is neither, so a corrupt job fails loudly instead of misbehaving.
+ * A stored row as the current state: validated, and migrated from version 1. Throws an Error naming
+ * the first bad fields for a row that is neither, so a corrupt job fails loudly instead of misbehaving.
  *
  * @example
  * const state = parseJobState(JSON.parse(row.state))
  */
 export function parseJobState(stored: unknown): JobState {
+  try {
+    return parseOrMigrate(stored)
+  } catch (error) {
+    if (!(error instanceof z.ZodError)) throw error
+    const fields = error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+    throw new Error(`Stored job state is invalid (${fields.join('; ')})`)
+  }
+}
+
+function parseOrMigrate(stored: unknown): JobState {
   if (typeof stored === 'object' && stored !== null && !('version' in stored)) {
     const v1 = jobStateV1Schema.parse(stored)
     const { owners, backendUrl, runId, ...rest } = v1
