@@ -322,7 +322,13 @@ export class StepScheduler<Features> {
       for (const passed of this.#queue.slice(0, index)) passed.passes++
       run.startedAt = performance.now()
       run.lastStepAt = run.startedAt
-      run.sampler = new SamplerRun<Features>(this.#manifest, run.options)
+      try {
+        run.sampler = new SamplerRun<Features>(this.#manifest, run.options)
+      } catch (error) {
+        // Options the shared schema refuses (callers validate first); the run fails, nothing stops.
+        this.#end(run, 'failed', asError(error))
+        continue
+      }
       this.#active.push(run)
       this.#notify(run, 'started', () => run.observer.started())
     }

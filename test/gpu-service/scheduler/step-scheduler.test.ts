@@ -307,6 +307,16 @@ describe('StepScheduler', () => {
     ])
   })
 
+  it('fails a run whose options the sampler refuses, and goes on with the others', async () => {
+    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
+    const [bad, good] = [recorder(), recorder()]
+    const exited = scheduler.submit('bad', { ...options, steps: 0 }, bad.observer)
+    scheduler.submit('good', options, good.observer)
+    expect(await exited).toMatchObject({ outcome: 'failed', stepsCompleted: 0 })
+    expect(bad.log).toEqual(['accepted 0', 'ended failed'])
+    expect((await good.ended).outcome).toBe('completed')
+  })
+
   it('goes on with the next runs after an observer throws something that is not an Error', async () => {
     const { logger } = captureLogger()
     const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
