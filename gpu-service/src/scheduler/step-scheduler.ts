@@ -24,6 +24,7 @@ import {
 } from '../sampler/sampler-run.ts'
 import { StepBatch } from '../sampler/step-batch.ts'
 import { jsonLogger, type Logger } from '../service/logger.ts'
+import { dueRuns, startingVirtualMacs } from './fair-share.ts'
 import { packCalls } from './pack-calls.ts'
 
 export interface SchedulerLimits {
@@ -126,6 +127,10 @@ interface ScheduledRun<Features> {
   stopReason?: RunOutcome
   /** Later runs admitted while this one waited; at MAX_PASSES it holds its place. */
   passes: number
+  /** Its place on the fair-share clock when admitted (see fair-share.ts). */
+  virtualStartMacs: number
+  /** virtualStartMacs plus the MACs of its model calls so far. */
+  readonly virtualMacs: number
   ended: boolean
   exited: Promise<RunSummary>
   exit(summary: RunSummary): void
@@ -162,6 +167,7 @@ export class StepScheduler<Features> {
   #looping = false
   #draining = false
   #runSeconds = INITIAL_RUN_SECONDS
+  readonly #quantumMacs: number
 
   constructor(
     models: DualRateModels<Features>,
@@ -169,6 +175,10 @@ export class StepScheduler<Features> {
     limits: SchedulerLimits,
     { telemetry = {}, logger = jsonLogger() }: SchedulerOptions = {},
   ) {
+    // One step (heavy and light) of a full model call: no run gets further ahead of the least-served
+    // one than that before it yields its turn (fair-share.ts).
+    this.#quantumMacs =
+      limits.maxBatchRows * (manifest.models.heavy.macsPerCall + manifest.models.light.macsPerCall)
     for (const key of [
       'maxBatchRows',
       'maxActiveRows',
@@ -241,6 +251,10 @@ export class StepScheduler<Features> {
       deadline: now + this.#limits.runDeadlineMs,
       stepsReported: 0,
       passes: 0,
+      virtualStartMacs: 0,
+      get virtualMacs() {
+        return this.virtualStartMacs + (this.sampler?.macs ?? 0)
+      },
       ended: false,
       exited,
       exit,
@@ -322,6 +336,7 @@ export class StepScheduler<Features> {
       for (const passed of this.#queue.slice(0, index)) passed.passes++
       run.startedAt = performance.now()
       run.lastStepAt = run.startedAt
+      run.virtualStartMacs = startingVirtualMacs(this.#active)
       try {
         run.sampler = new SamplerRun<Features>(this.#manifest, run.options)
       } catch (error) {
@@ -334,10 +349,13 @@ export class StepScheduler<Features> {
     }
   }
 
-  /** The model calls of one tick: every active run, packed into calls (one run a call without batching). */
+  /**
+   * The model calls of one tick: the runs due by fair share, packed into calls (one run a call without
+   * batching, the baseline: there every active run steps each tick, round robin).
+   */
   #callGroups(): ScheduledRun<Features>[][] {
     if (!this.#limits.batching) return this.#active.map((run) => [run])
-    return packCalls(this.#active, this.#limits.maxBatchRows)
+    return packCalls(dueRuns(this.#active, this.#quantumMacs), this.#limits.maxBatchRows)
   }
 
   #wake(): void {

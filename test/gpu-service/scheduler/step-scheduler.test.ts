@@ -381,10 +381,33 @@ describe('StepScheduler admission', () => {
       const alone = await sample(fakeModels(), manifest, run.options)
       expect(summaries[index]?.images).toEqual(alone.images)
     }
-    // Every tick: the big run's call, and one call for the two small runs (1 + 4 rows).
+    // The small runs share one call (1 + 4 rows), never a call with the big run, and by fair share
+    // they are not paced by it: both end before the big run has taken half its steps.
     const light = calls.filter((call) => call.model === 'light')
-    expect(light.map((call) => call.rows)).toEqual(Array.from({ length: 6 }, () => [128, 5]).flat())
+    expect(light.filter((call) => call.rows === 5)).toHaveLength(small.steps)
+    expect(light.filter((call) => call.rows === 128)).toHaveLength(big.steps)
     expect(calls.every((call) => call.rows <= limits.maxBatchRows)).toBe(true)
+    const bigStepsBefore = (name: string) =>
+      timeline
+        .slice(0, timeline.indexOf(`${name} ended completed`))
+        .filter((line) => line.startsWith('big step')).length
+    expect(bigStepsBefore('small')).toBeLessThan(big.steps / 2)
+    expect(bigStepsBefore('guided')).toBeLessThan(big.steps / 2)
+  })
+
+  it('gives equal runs the same turns, so they keep sharing one call', async () => {
+    const calls: ModelCall[] = []
+    const scheduler = new StepScheduler(slowModels(calls), manifest, limits)
+    const runs = [0, 1, 2].map((classIndex) => ({
+      options: { ...small, classIndex },
+      ...recorder(`run-${classIndex}`),
+    }))
+    for (const [index, run] of runs.entries()) {
+      scheduler.submit(`equal-${index}`, run.options, run.observer)
+    }
+    await Promise.all(runs.map((run) => run.ended))
+    const light = calls.filter((call) => call.model === 'light')
+    expect(light.map((call) => call.rows)).toEqual(Array.from({ length: small.steps }, () => 3))
   })
 
   it('keeps maxActiveRows: a run that does not fit waits, and later runs that fit pass it', async () => {
