@@ -44,7 +44,9 @@ export class DirectRunError extends Error {
  * for await (const event of directRunEvents({ backendUrl, secret, request })) console.log(event.type)
  */
 export async function* directRunEvents(run: DirectRun): AsyncGenerator<RunEvent> {
-  const body = JSON.stringify(run.request)
+  // A run id of its own, as the edge gives each attempt: the gpu-service refuses a repeated signature,
+  // and two identical bodies signed in the same second would sign the same.
+  const body = JSON.stringify({ runId: `direct-${crypto.randomUUID()}`, ...run.request })
   const response = await fetch(`${run.backendUrl}/v1/runs`, {
     method: 'POST',
     headers: {
