@@ -3,6 +3,7 @@
 // with the per-row costs from GET /v1/models. Time is an estimate, from this run's own heavy steps when
 // its step events were seen, otherwise in proportion to MACs.
 import type { Generation, Model } from '../shared/generation-api.ts'
+import { modelRows } from '../shared/sampling-options.ts'
 
 export interface RunCost {
   heavyCalls: number
@@ -24,12 +25,7 @@ export interface TimedStep {
   elapsedMs: number
 }
 
-/**
- * Image rows per model call: conditional and unconditional rows under classifier-free guidance, only
- * the conditional ones when guidance is 1 (the sampler skips the unconditional half then).
- */
-export const modelRows = ({ count, guidance }: { count: number; guidance: number }) =>
-  guidance === 1 ? count : 2 * count
+export { modelRows }
 
 /**
  * This run's cost and the heavy-every-step baseline's.

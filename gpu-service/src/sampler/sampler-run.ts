@@ -2,7 +2,11 @@
 // The per-step math lives here and nowhere else; `sample()` and the step scheduler both drive runs through
 // the batched model calls of step-batch.ts, one run or many at a time.
 import type { Manifest } from '../../../shared/model-manifest.ts'
-import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
+import {
+  modelRows,
+  type SamplingOptions,
+  samplingOptionsSchema,
+} from '../../../shared/sampling-options.ts'
 import { ancestralStep, posteriorCoefficients } from './ancestral-step.ts'
 import { heavyStepMask } from './heavy-schedule.ts'
 import { imageNoiseStreams, type NormalStream } from './rng.ts'
@@ -67,19 +71,7 @@ export interface SampleResult {
   wallMs: number
 }
 
-/**
- * Rows per model call for a request: conditional then unconditional rows in one batched call
- * (classifier-free guidance), or only the conditional rows when w == 1.
- *
- * @example
- * modelRows({ count: 4, guidance: 2 }) // 8
- */
-export function modelRows({
-  count,
-  guidance,
-}: Pick<SamplingOptions, 'count' | 'guidance'>): number {
-  return guidance !== 1 ? 2 * count : count
-}
+export { modelRows }
 
 /**
  * One request's sampler state. Each step: `writeModelRows` (x_t, t and labels for the model calls),
