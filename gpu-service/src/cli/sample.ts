@@ -4,8 +4,8 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeGrayPng, encodeGridPng } from '../image/png.ts'
 import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
-import { sessionConfigFromEnv } from '../onnx/session.ts'
 import { sample } from '../sampler/sample.ts'
+import { parseSessionConfig } from '../service/config.ts'
 import { DEFAULT_MODELS_DIR, readSampleArgs, resolveSampleArgs, USAGE } from './sample-args.ts'
 import { UsageError } from './usage-error.ts'
 
@@ -19,7 +19,7 @@ async function main(argv: string[]): Promise<void> {
   const manifest = await readManifest(modelsDir)
   const { options, outDir } = resolveSampleArgs(raw, manifest)
 
-  const pair = await loadModelPair(modelsDir, sessionConfigFromEnv(process.env))
+  const pair = await loadModelPair(modelsDir, parseSessionConfig(process.env))
   try {
     const result = await sample(pair.models, pair.manifest, options)
     const { width, height } = manifest.image

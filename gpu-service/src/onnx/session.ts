@@ -22,12 +22,6 @@ export interface SessionConfig {
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = Object.freeze({ device: 'cpu' })
 
-/**
- * @deprecated The environment has one reader, parseSessionConfig in service/config.ts (Zod, the same
- * rules and messages as the service's); this name stays for the sample command until it moves over.
- */
-export { parseSessionConfig as sessionConfigFromEnv } from '../service/config.ts'
-
 /** A session together with the manifest entry that describes it. */
 export interface LoadedModel {
   /** Manifest key, used in error messages: "heavy" or "light". */

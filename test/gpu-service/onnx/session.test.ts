@@ -11,9 +11,7 @@ import {
   type LoadedModel,
   loadModel,
   runChecked,
-  sessionConfigFromEnv,
 } from '../../../gpu-service/src/onnx/session.ts'
-import { parseSessionConfig } from '../../../gpu-service/src/service/config.ts'
 import { parseManifest } from '../../../shared/model-manifest.ts'
 import { validManifest } from '../../fixtures/manifest.ts'
 import { readGolden } from './golden.ts'
@@ -39,12 +37,6 @@ describe('executionProvidersFor', () => {
       new Error('Unknown ONNX device "tpu"; expected one of: cpu, cuda, tensorrt'),
     )
     expect(() => executionProvidersFor('toString')).toThrow(/Unknown ONNX device "toString"/)
-  })
-})
-
-describe('sessionConfigFromEnv', () => {
-  it('is the service configuration reader, so the two cannot disagree', () => {
-    expect(sessionConfigFromEnv).toBe(parseSessionConfig)
   })
 })
 
