@@ -6,7 +6,9 @@
 // (429, 503 as problem+json with Retry-After); every accepted job must end (followed, then polled after
 // the load stops, bounded) and succeed. Records latencies of accepted jobs to their end, cache hits, and
 // the resident memory of every process at start, end, peak and after an idle spell. Writes
-// docs/reliability/load.json, prints a summary, and exits 1 on any failure. Loopback only; a measurement of this machine under its own load, not a capacity figure.
+// docs/reliability/load.json, prints a summary, and exits 1 on any failure. Every POST carries an
+// Idempotency-Key; one that wrangler dev's own proxy dropped (its bare 503, see `post`) is sent again and
+// counted as such. Loopback only; a measurement of this machine under its own load, not a capacity figure.
 import { createWriteStream } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -136,6 +138,10 @@ function fail(message: string, kind: string): void {
  * client got a 5xx. Named apart so a reader can tell it from the API's own answers.
  */
 const DEV_PROXY_DROP = 'Your worker restarted mid-request'
+/** How often one POST is sent again after wrangler dev's proxy dropped it (with its Idempotency-Key). */
+const DEV_PROXY_RETRIES = 2
+/** POSTs sent again after the proxy dropped them. */
+let devProxyRetries = 0
 
 function finish(job: Job, status: string, error?: unknown): void {
   if (job.status !== undefined && TERMINAL.has(job.status)) return
@@ -156,16 +162,29 @@ async function post(
   body: GenerationBody,
   wait: boolean,
 ): Promise<{ status: number; answer?: GenerationAnswer; problem?: unknown; refusal?: boolean }> {
-  const response = await fetch(`${stack.edgeUrl}/v1/generations`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${key}`,
-      'content-type': 'application/json',
-      ...(wait ? { prefer: `wait=${PREFER_WAIT_SECONDS}` } : {}),
-    },
-    body: JSON.stringify(body),
-  })
-  const text = await response.text()
+  // As a careful client does: an Idempotency-Key on every POST, so a POST that wrangler dev's proxy
+  // dropped on its way to the worker (its bare 503 "Your worker restarted mid-request": the proxy lost
+  // its connection to the worker, "stream disconnected prematurely"; no deployed edge has this proxy)
+  // can be sent again and get the same job. Each such retry is counted, never hidden.
+  const idempotencyKey = `load-${crypto.randomUUID()}`
+  let response: Response
+  let text: string
+  for (let attempt = 0; ; attempt++) {
+    response = await fetch(`${stack.edgeUrl}/v1/generations`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'idempotency-key': idempotencyKey,
+        ...(wait ? { prefer: `wait=${PREFER_WAIT_SECONDS}` } : {}),
+      },
+      body: JSON.stringify(body),
+    })
+    text = await response.text()
+    const dropped = response.status === 503 && text.startsWith(DEV_PROXY_DROP)
+    if (!dropped || attempt >= DEV_PROXY_RETRIES) break
+    devProxyRetries += 1
+  }
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -435,6 +454,8 @@ async function main(): Promise<number> {
         byStatus,
         refusals,
         cacheHits: cacheHitMs.length,
+        /** POSTs wrangler dev's proxy dropped, sent again with their Idempotency-Key (not API answers). */
+        devProxyRetries,
       },
       jobs: {
         accepted: accepted.length,
@@ -470,7 +491,12 @@ async function main(): Promise<number> {
 }
 
 function printSummary(report: {
-  requests: { sent: number; perSecond: number; byStatus: Record<string, number> }
+  requests: {
+    sent: number
+    perSecond: number
+    byStatus: Record<string, number>
+    devProxyRetries: number
+  }
   jobs: { accepted: number; byEnd: Record<string, number> }
   latencyMs: Record<string, { n: number; p50: number; p95: number; p99: number }>
   memory: {
@@ -493,6 +519,7 @@ function printSummary(report: {
     [
       '',
       `requests     ${report.requests.sent} (${report.requests.perSecond}/s): ${line(report.requests.byStatus)}`,
+      `  retried    ${report.requests.devProxyRetries} POSTs dropped by wrangler dev's proxy, sent again with their Idempotency-Key`,
       `jobs         ${report.jobs.accepted} accepted: ${line(report.jobs.byEnd)}`,
       `to the end   ${latency('acceptedJobToEnd')}`,
       `cache hits   ${latency('cacheHit')}`,

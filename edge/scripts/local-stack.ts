@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { writeDevVars } from './dev-vars.ts'
 import { type GroupMember, groupMembers, signalGroup, stopGroup } from './process-group.ts'
+import { prepareStackWranglerConfig } from './stack-wrangler-config.ts'
 
 /** `edge` (wrangler dev), `gpu-service` when there is one backend, `gpu-service-1`... when several. */
 export type StackProcess = 'edge' | `gpu-service${string}`
@@ -333,6 +334,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (backend.port !== undefined) await assertPortFree(backend.port, backendName(index))
   }
   const { BACKEND_SECRET } = await writeDevVars()
+  const wranglerConfig = await prepareStackWranglerConfig()
   const temporaryState = options.statePath === undefined
   const state = options.statePath ?? (await mkdtemp(join(tmpdir(), 'dualrate-edge-')))
   const backendPorts: number[] = []
@@ -382,6 +384,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     command: 'node_modules/.bin/wrangler',
     args: async () => [
       'dev',
+      `--config=${wranglerConfig}`,
       '--ip=127.0.0.1',
       `--port=${edgePort}`,
       `--inspector-port=${await freePort()}`,
