@@ -100,6 +100,20 @@ describe('edge + gpu-service on loopback', () => {
     expect(before).toBeGreaterThan(0)
   })
 
+  it('refuses a webhook URL on loopback under wrangler dev too (no opt-in by default), sending nothing', async () => {
+    const refused = await fetch(`${stack.edgeUrl}/v1/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
+      // Port 9 (discard): were it ever fetched, nothing would answer; it never is.
+      body: JSON.stringify({ ...body, seed: 2027, webhookUrl: 'http://127.0.0.1:9/hook' }),
+    })
+    expect(refused.status).toBe(400)
+    const problem = (await refused.json()) as { errors: { field: string; message: string }[] }
+    expect(problem.errors).toEqual([
+      { field: 'webhookUrl', message: 'must not point to a loopback address' },
+    ])
+  })
+
   it('refuses a key after `npm run keys -- revoke` on the same local state', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [
       'node_modules/tsx/dist/cli.mjs',
