@@ -165,7 +165,7 @@ function storedJob(overrides: Partial<JobState> = {}): JobState {
 describe('GenerationJob durability', () => {
   it('loads its state from SQLite after a restart and resumes the lost run (a retrying event says so)', async () => {
     const stub = await seedStoredRow(storedJob())
-    // Any call wakes the object, which then resumes at once instead of at the 30 s watchdog.
+    // Any call wakes the object, which then resumes at once instead of at the 10 s watchdog.
     expect((await stub.snapshot(OWNER))?.status).toBe('running')
     const done = await stub.waitForCompletion(OWNER, 5_000)
     expect(done?.status).toBe('succeeded')
