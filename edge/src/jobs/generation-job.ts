@@ -294,28 +294,13 @@ export class GenerationJob extends DurableObject<Env> {
   // --- Runs ----------------------------------------------------------------------------------------
 
   #newRun(input: SubmitInput, previous: JobState | null, now: number): JobState {
-    const firstEventId = this.#log.nextId()
-    const state: JobState = {
-      version: JOB_STATE_VERSION,
-      key: input.key,
-      origin: input.origin,
-      modelId: input.modelId,
-      className: input.className,
-      request: input.request,
+    const state = this.#nextRunState(input, previous, {
       status: 'queued',
-      run: (previous?.run ?? 0) + 1,
-      attempts: 0,
       step: 0,
       createdAt: now,
       deadline: now + readConfig(this.env).jobTimeoutMs,
-      requestId: input.requestId,
-      firstEventId,
-      // Owners of earlier runs keep their view of how those ended.
-      owners: {
-        ...previous?.owners,
-        [input.owner]: { joinedAt: now, fromEventId: firstEventId, attached: true },
-      },
-    }
+    })
+    state.owners[input.owner] = { joinedAt: now, fromEventId: state.firstEventId, attached: true }
     this.#state = state
     this.#subscribers.broadcast(this.#log.append('queued', { id: input.key }, { now }))
     return state
@@ -328,31 +313,41 @@ export class GenerationJob extends DurableObject<Env> {
     previous: JobState | null,
   ): JobState {
     const finishedAt = Date.parse(stored.createdAt)
-    const firstEventId = this.#log.nextId()
+    const state = this.#nextRunState(input, previous, {
+      status: 'succeeded',
+      step: input.request.steps,
+      createdAt: finishedAt,
+      finishedAt,
+      timings: stored.timings,
+      pruneAt: Date.now() + readConfig(this.env).eventRetentionMs,
+    })
     const images = imageUrls(input.origin, input.key, input.request.count)
-    const event = this.#log.append('succeeded', { images, timings: stored.timings })
-    const state: JobState = {
+    state.endEventId = this.#log.append('succeeded', { images, timings: stored.timings }).id
+    this.#state = state
+    return state
+  }
+
+  /** The next run's state: the request's fields, the next run number, and the owners of earlier runs. */
+  #nextRunState(
+    input: SubmitInput,
+    previous: JobState | null,
+    fields: Pick<JobState, 'status' | 'step' | 'createdAt'> & Partial<JobState>,
+  ): JobState {
+    return {
       version: JOB_STATE_VERSION,
       key: input.key,
       origin: input.origin,
       modelId: input.modelId,
       className: input.className,
       request: input.request,
-      status: 'succeeded',
       run: (previous?.run ?? 0) + 1,
       attempts: 0,
-      step: input.request.steps,
-      createdAt: finishedAt,
-      finishedAt,
-      timings: stored.timings,
       requestId: input.requestId,
-      firstEventId,
-      endEventId: event.id,
-      pruneAt: Date.now() + readConfig(this.env).eventRetentionMs,
+      firstEventId: this.#log.nextId(),
+      // Owners of earlier runs keep their view of how those ended.
       owners: { ...previous?.owners },
+      ...fields,
     }
-    this.#state = state
-    return state
   }
 
   #start(): void {

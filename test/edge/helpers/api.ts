@@ -63,3 +63,15 @@ export async function readEvents(
 /** A unique seed per call, so tests never share result keys. */
 let nextSeed = Math.floor(Math.random() * 1_000_000) * 1000
 export const uniqueSeed = () => nextSeed++
+
+/** Polls `condition` until it holds; throws after `timeoutMs`. */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const started = Date.now()
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

@@ -1,9 +1,9 @@
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { runDurableObjectAlarm } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
-import type { JobState } from '../../../edge/src/jobs/job-state.ts'
-import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
+import { call, createKey, postGeneration, readEvents, uniqueSeed, until } from '../helpers/api.ts'
 import { MODEL_ID, useFakeBackends } from '../helpers/fake-backends.ts'
+import { STORED_OWNER, seedStoredRow, storedJob } from '../helpers/stored-job.ts'
 
 const backends = useFakeBackends()
 
@@ -101,73 +101,12 @@ describe('GET /v1/generations/:id/events', () => {
   })
 })
 
-const OWNER = 'f'.repeat(64)
-
-async function until(condition: () => Promise<boolean>, timeoutMs = 5_000) {
-  const started = Date.now()
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-/** Writes a job row straight into a fresh object's storage, as a restarted isolate would find it. */
-async function seedStoredRow(row: Record<string, unknown>) {
-  const stub = env.GENERATION_JOB.getByName(row.key as string)
-  await runInDurableObject(stub, async (_instance, object) => {
-    object.storage.sql.exec(
-      'CREATE TABLE job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',
-    )
-    object.storage.sql.exec('INSERT INTO job (id, state) VALUES (1, ?)', JSON.stringify(row))
-    await object.storage.setAlarm(Date.now() + 30_000)
-  })
-  // A new instance: the in-memory state now comes from SQLite, as after a restart.
-  await evictDurableObject(stub)
-  return stub
-}
-
-const randomKey = () =>
-  Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) =>
-    byte.toString(16).padStart(2, '0'),
-  ).join('')
-
-/** A running job of one owner, as version 2 stores it. */
-function storedJob(overrides: Partial<JobState> = {}): JobState {
-  return {
-    version: 2,
-    key: randomKey(),
-    origin: 'https://edge.test',
-    modelId: MODEL_ID,
-    className: 'Coat',
-    request: {
-      classIndex: 4,
-      count: 1,
-      steps: 5,
-      heavySchedule: { every: 2 },
-      guidance: 2,
-      seed: uniqueSeed(),
-      previewEvery: 0,
-    },
-    status: 'running',
-    run: 1,
-    attempts: 1,
-    step: 2,
-    createdAt: Date.now(),
-    startedAt: Date.now(),
-    deadline: Date.now() + 60_000,
-    owners: { [OWNER]: { joinedAt: Date.now(), fromEventId: 1, attached: true } },
-    requestId: 'seeded',
-    firstEventId: 1,
-    ...overrides,
-  }
-}
-
 describe('GenerationJob durability', () => {
   it('loads its state from SQLite after a restart and resumes the lost run (a retrying event says so)', async () => {
     const stub = await seedStoredRow(storedJob())
     // Any call wakes the object, which then resumes at once instead of at the 10 s watchdog.
-    expect((await stub.snapshot(OWNER))?.status).toBe('running')
-    const done = await stub.waitForCompletion(OWNER, 5_000)
+    expect((await stub.snapshot(STORED_OWNER))?.status).toBe('running')
+    const done = await stub.waitForCompletion(STORED_OWNER, 5_000)
     expect(done?.status).toBe('succeeded')
     expect(done?.attempts).toBe(2)
     expect(backends().runRequests()).toHaveLength(1)
@@ -179,14 +118,14 @@ describe('GenerationJob durability', () => {
     const { version: _version, run: _run, owners: _owners, ...common } = v2
     const stub = await seedStoredRow({
       ...common,
-      owners: [OWNER],
+      owners: [STORED_OWNER],
       backendUrl: 'http://backend-a.test',
       runId: 'seeded-run-1',
     })
-    expect(await stub.snapshot(OWNER)).toMatchObject({ run: 1, version: 2 })
+    expect(await stub.snapshot(STORED_OWNER)).toMatchObject({ run: 1, version: 2 })
     expect(await stub.snapshot('someone-else')).toBeNull()
     // Past its deadline: the alarm that waking it scheduled fails it and cancels the recorded run.
-    expect(await stub.waitForCompletion(OWNER, 5_000)).toMatchObject({ status: 'failed' })
+    expect(await stub.waitForCompletion(STORED_OWNER, 5_000)).toMatchObject({ status: 'failed' })
     // The run is canceled on the backend after the job has ended (a cancel never holds the job up).
     const deletes = () => backends().requests.filter((request) => request.method === 'DELETE')
     await until(async () => deletes().length > 0)
@@ -197,7 +136,7 @@ describe('GenerationJob durability', () => {
 
   it('refuses a corrupt row loudly, naming the field, instead of running with it', async () => {
     const stub = await seedStoredRow({ ...storedJob(), status: 'paused' })
-    const error = await stub.snapshot(OWNER).then(
+    const error = await stub.snapshot(STORED_OWNER).then(
       () => null,
       (thrown: unknown) => thrown,
     )
@@ -211,7 +150,7 @@ describe('GenerationJob durability', () => {
         backend: { url: 'http://backend-a.test', runId: 'seeded-run-1' },
       }),
     )
-    const state = await stub.waitForCompletion(OWNER, 5_000)
+    const state = await stub.waitForCompletion(STORED_OWNER, 5_000)
     expect(state?.status).toBe('failed')
     expect(state?.error).toMatchObject({ status: 504, title: 'Generation timed out' })
     // The run is canceled on the backend after the job has ended (a cancel never holds the job up).

@@ -1,29 +1,21 @@
 // The job's state only moves forward, whatever order a result, a cancel, a deadline, the watchdog and a
 // stale backend stream arrive in. Each interleaving is forced deterministically: a gate holds the result
 // store, a backend's DELETE hangs, or a backend keeps streaming after it was told to stop.
-import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
+import { runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import type { GenerationJob } from '../../../edge/src/jobs/generation-job.ts'
 import { canMove, isCurrent, startsNewRun } from '../../../edge/src/jobs/job-machine.ts'
-import type { JobState } from '../../../edge/src/jobs/job-state.ts'
 import { GENERATION_STATUSES } from '../../../shared/generation-api.ts'
-import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
-import { MODEL_ID, useFakeBackends } from '../helpers/fake-backends.ts'
+import { call, createKey, postGeneration, readEvents, uniqueSeed, until } from '../helpers/api.ts'
+import { useFakeBackends } from '../helpers/fake-backends.ts'
+import { STORED_OWNER, seedStoredRow, storedJob } from '../helpers/stored-job.ts'
 
 const backends = useFakeBackends()
 const A = 'http://backend-a.test'
 const B = 'http://backend-b.test'
 
 type Job = { id: string; status: string; progress: { step: number } }
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
-  const started = Date.now()
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 /** A gate in front of the job's result store: `entered` once storing began, `open()` lets it finish. */
 async function holdResultStore(stub: DurableObjectStub<GenerationJob>) {
@@ -160,51 +152,17 @@ describe('interleavings', () => {
   })
 
   it('a deadline that passes while the result is stored lets the stored result stand', async () => {
-    const key = Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) =>
-      byte.toString(16).padStart(2, '0'),
-    ).join('')
-    const owner = 'e'.repeat(64)
-    const now = Date.now()
-    const state: JobState = {
-      version: 2,
-      key,
-      origin: 'https://edge.test',
-      modelId: MODEL_ID,
-      className: 'Coat',
-      request: {
-        classIndex: 4,
-        count: 1,
-        steps: 3,
-        heavySchedule: { every: 2 },
-        guidance: 1,
-        seed: uniqueSeed(),
-        previewEvery: 0,
-      },
-      status: 'running',
-      run: 1,
-      attempts: 1,
-      step: 0,
-      createdAt: now,
-      deadline: now + 1_500,
-      owners: { [owner]: { joinedAt: now, fromEventId: 1, attached: true } },
-      requestId: 'seeded',
-      firstEventId: 1,
-    }
-    const stub = env.GENERATION_JOB.getByName(key)
-    await runInDurableObject(stub, (_instance, object) => {
-      object.storage.sql.exec(
-        'CREATE TABLE job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',
-      )
-      object.storage.sql.exec('INSERT INTO job (id, state) VALUES (1, ?)', JSON.stringify(state))
-    })
-    await evictDurableObject(stub)
+    const deadline = Date.now() + 1_500
+    const stub = await seedStoredRow(
+      storedJob({ step: 0, deadline, request: { ...storedJob().request, steps: 3, guidance: 1 } }),
+    )
     // Waking it resumes the run; the gate holds its result store past the deadline.
     const gate = await holdResultStore(stub)
     await until(() => gate.entered)
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, now + 1_700 - Date.now())))
-    expect((await stub.snapshot(owner))?.status).toBe('running')
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline + 200 - Date.now())))
+    expect((await stub.snapshot(STORED_OWNER))?.status).toBe('running')
     gate.open()
-    const done = await stub.waitForCompletion(owner, 5_000)
+    const done = await stub.waitForCompletion(STORED_OWNER, 5_000)
     expect(done?.status).toBe('succeeded')
     expect(done?.error).toBeUndefined()
   })

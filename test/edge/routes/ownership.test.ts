@@ -3,7 +3,7 @@
 import { env } from 'cloudflare:workers'
 import { Webhook } from 'standardwebhooks'
 import { describe, expect, it } from 'vitest'
-import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
+import { call, createKey, postGeneration, readEvents, uniqueSeed, until } from '../helpers/api.ts'
 import { type RecordedRequest, useFakeBackends } from '../helpers/fake-backends.ts'
 
 const backends = useFakeBackends({
@@ -20,14 +20,6 @@ type Job = {
 }
 
 const HOOK = 'https://hooks.test/owner'
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
-  const started = Date.now()
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 const get = (key: Key, id: string) =>
   call(`/v1/generations/${id}`, { headers: { authorization: key.authorization } })

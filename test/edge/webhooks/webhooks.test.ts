@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { RETRY_DELAYS_MS } from '../../../edge/src/webhooks/delivery.ts'
 import { MAX_ENDPOINTS_PER_RUN } from '../../../edge/src/webhooks/outbox.ts'
 import { signWebhook } from '../../../edge/src/webhooks/standard-webhooks.ts'
-import { createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
+import { createKey, postGeneration, uniqueSeed, until } from '../helpers/api.ts'
 import { type RecordedRequest, useFakeBackends } from '../helpers/fake-backends.ts'
 
 const HOOK = 'http://hooks.test/dualrate'
@@ -13,14 +13,6 @@ const HOOK = 'http://hooks.test/dualrate'
 const backends = useFakeBackends()
 
 const hookCalls = () => backends().requests.filter((request) => request.url === HOOK)
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 3_000) {
-  const started = Date.now()
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 function verify(secret: string, request: RecordedRequest) {
   return new Webhook(secret).verify(request.body, {
