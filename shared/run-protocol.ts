@@ -38,6 +38,41 @@ export const RETRYABLE_RUN_PROBLEMS: ReadonlySet<string> = new Set([
 
 const runId = runIdSchema
 const base64Png = z.string().min(1)
+const count = z.number().int().nonnegative()
+
+/**
+ * A gpu-service's load at one moment, from its step scheduler: what the edge routes by. Rows are model
+ * rows (an image, or two with guidance other than 1); `capacityRows` is how many may step at once.
+ */
+export const backendLoadSchema = z.strictObject({
+  /** Runs accepted and waiting for a slot. */
+  queuedRuns: count,
+  queuedRows: count,
+  /** Runs stepping now. */
+  activeRuns: count,
+  activeRows: count,
+  capacityRows: z.number().int().positive(),
+  /** Shutting down: it takes no new run. */
+  draining: z.boolean(),
+})
+export type BackendLoad = z.infer<typeof backendLoadSchema>
+
+/**
+ * Request header that asks the service to add its load to the `accepted` event. Opt-in, so an edge that
+ * predates the field (its `accepted` schema is strict) keeps working against a newer service; the
+ * service ignores any other value, and an older service ignores the header.
+ */
+export const LOAD_REPORT_HEADER = 'x-dualrate-load-report'
+export const LOAD_REPORT_REQUESTED = '1'
+
+/**
+ * GET /v1/load answer (signed like every /v1 route). `GET /v1/load/{probeId}` answers the same: the
+ * signature covers the path but not the query, and the service refuses a repeated signature, so a
+ * caller that may ask twice within a second (the timestamp's resolution) puts a fresh id in the path.
+ */
+export const loadResponseSchema = z.strictObject({ load: backendLoadSchema })
+export type LoadResponse = z.infer<typeof loadResponseSchema>
+export const probeIdSchema = runIdSchema
 
 export const runTimingsSchema = z.strictObject({
   heavyCalls: z.number().int().nonnegative(),
@@ -56,6 +91,8 @@ export const runEventSchema = z.discriminatedUnion('type', [
     type: z.literal('accepted'),
     runId,
     queuePosition: z.number().int().nonnegative(),
+    /** The service's load with this run queued; only when the request asked (LOAD_REPORT_HEADER). */
+    load: backendLoadSchema.optional(),
   }),
   z.strictObject({ type: z.literal('started'), runId, modelId: z.string() }),
   z.strictObject({

@@ -1,5 +1,6 @@
 // The gpu-service HTTP app, composed from its parts: request ids and one log line per request, the probes,
-// and under /v1 the signature check and the run routes. Errors of every part become problem+json here.
+// and under /v1 the signature check, the run routes and the load report. Errors of every part become
+// problem+json here.
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { type RequestIdVariables, requestId } from 'hono/request-id'
@@ -9,6 +10,7 @@ import type { EventQueueLimits } from './event-queue.ts'
 import { verifySignature } from './middleware/verify-signature.ts'
 import { problemErrorHandler, problemResponse } from './problem-response.ts'
 import { healthRoutes, type Readiness } from './routes/health.ts'
+import { loadRoutes } from './routes/load.ts'
 import { type RunEngine, runsRoutes } from './routes/runs.ts'
 
 /** Run requests are small JSON (a heavy schedule lists at most 1000 steps). */
@@ -58,6 +60,7 @@ export function createApp(options: AppOptions) {
   )
   app.use('/v1/*', verifySignature({ ...options.signature, secret: options.hmacSecret }))
   app.route('/v1', runsRoutes(options))
+  app.route('/v1', loadRoutes(options))
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

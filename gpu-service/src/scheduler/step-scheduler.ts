@@ -95,6 +95,18 @@ export interface SchedulerOptions {
   logger?: Logger
 }
 
+/** The scheduler's numbers at one moment (shared/run-protocol.ts BackendLoad has the same fields). */
+export interface SchedulerLoad {
+  queuedRuns: number
+  queuedRows: number
+  activeRuns: number
+  activeRows: number
+  /** maxActiveRows: rows that may step at once. */
+  capacityRows: number
+  /** drain() was called: no new run is taken. */
+  draining: boolean
+}
+
 export type RejectionReason = 'queue_full' | 'draining' | 'duplicate_run_id'
 
 /** A run the scheduler would not take; nothing of it ran. */
@@ -212,6 +224,21 @@ export class StepScheduler<Features> {
   /** Runs stepping now. */
   get activeRuns(): number {
     return this.#active.length
+  }
+
+  /**
+   * What the scheduler holds now, for load reports (GET /v1/load, the `accepted` event): read only,
+   * counted on the spot (a few dozen runs at most), nothing here changes what it schedules.
+   */
+  get load(): SchedulerLoad {
+    return {
+      queuedRuns: this.#queue.length,
+      queuedRows: this.#queue.reduce((sum, run) => sum + run.rows, 0),
+      activeRuns: this.#active.length,
+      activeRows: this.#activeRows,
+      capacityRows: this.#limits.maxActiveRows,
+      draining: this.#draining,
+    }
   }
 
   /**

@@ -57,7 +57,12 @@ describe('probes and metrics', () => {
 
   it('GET /openapi.json documents the run routes from the shared schemas', async () => {
     const document = (await (await fetch(`${service.url}/openapi.json`)).json()) as OpenApiDocument
-    expect(Object.keys(document.paths)).toEqual(['/v1/runs', '/v1/runs/{runId}'])
+    expect(Object.keys(document.paths)).toEqual([
+      '/v1/runs',
+      '/v1/runs/{runId}',
+      '/v1/load',
+      '/v1/load/{probeId}',
+    ])
     const body = document.paths['/v1/runs']?.post?.requestBody.content['application/json']?.schema
     expect(body?.required).toEqual([
       'classIndex',

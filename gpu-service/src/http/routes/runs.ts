@@ -11,6 +11,8 @@ import { stream } from 'hono/streaming'
 import type { Manifest } from '../../../../shared/model-manifest.ts'
 import { problemSchema } from '../../../../shared/problem.ts'
 import {
+  LOAD_REPORT_HEADER,
+  LOAD_REPORT_REQUESTED,
   type RunCancellation,
   type RunEvent,
   runCancellationSchema,
@@ -79,7 +81,9 @@ const postRun = createRoute({
   },
   responses: {
     200: {
-      description: 'SSE: accepted, started, step..., preview..., then result or error',
+      description:
+        'SSE: accepted (with the load when the request carries x-dualrate-load-report: 1), started, ' +
+        'step..., preview..., then result or error',
       content: { [SSE_CONTENT_TYPE]: { schema: runEventSchema } },
     },
     400: { description: 'The body fails the run request schema', content: problemContent },
@@ -133,6 +137,8 @@ export function runsRoutes(options: RunsRouteOptions) {
     const { manifest, scheduler } = readyEngine(c)
     const { runId = randomUUID(), previewEvery, ...sampling } = c.req.valid('json')
     const requestId = c.get('requestId')
+    // The load rides on `accepted` only when asked for: an edge that predates the field refuses it.
+    const reportLoad = c.req.header(LOAD_REPORT_HEADER) === LOAD_REPORT_REQUESTED
     /** Why the run's event queue overflowed, if it did. */
     let overflow: string | undefined
     const queue = new EventQueue<RunEvent>({
@@ -152,9 +158,14 @@ export function runsRoutes(options: RunsRouteOptions) {
       previewEvery,
       width: manifest.image.width,
       height: manifest.image.height,
-      // The result or error event ends the stream; it is written even after an overflow.
-      send: (event) =>
-        event.type === 'result' || event.type === 'error' ? queue.close(event) : queue.push(event),
+      // The result or error event ends the stream; it is written even after an overflow. `accepted`
+      // is sent inside submit(), with this run queued: the load it carries counts the run.
+      send: (event) => {
+        if (event.type === 'result' || event.type === 'error') queue.close(event)
+        else if (event.type === 'accepted' && reportLoad)
+          queue.push({ ...event, load: scheduler.load })
+        else queue.push(event)
+      },
       problemOf: (outcome) =>
         withRequestId(
           c,
