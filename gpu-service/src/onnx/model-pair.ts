@@ -21,6 +21,8 @@ export interface ModelPair {
   light: LoadedModel
   /** The pair as the sampler calls it; features stay ONNX tensors between the two models. */
   models: DualRateModels<ort.Tensor>
+  /** The execution providers both sessions run on, e.g. ['cpu'] or ['cuda']. */
+  executionProviders: readonly string[]
   release(): Promise<void>
 }
 
@@ -61,6 +63,7 @@ export async function loadModelPair(
     heavy,
     light,
     models: onnxDualRateModels(heavy, light, manifest),
+    executionProviders: heavy.executionProviders,
     async release() {
       await heavy.session.release()
       await light.session.release()

@@ -7,9 +7,13 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { BATCH_DIM, type ModelSpec, type TensorSpec } from '../../../shared/model-manifest.ts'
-import { executionProvidersFor } from './execution-providers.ts'
+import { ExecutionProviderError, executionProvidersFor } from './execution-providers.ts'
 
-export { EXECUTION_PROVIDERS, executionProvidersFor } from './execution-providers.ts'
+export {
+  EXECUTION_PROVIDERS,
+  ExecutionProviderError,
+  executionProvidersFor,
+} from './execution-providers.ts'
 
 export interface SessionConfig {
   /** A key of EXECUTION_PROVIDERS. */
@@ -28,11 +32,15 @@ export interface LoadedModel {
   name: string
   spec: ModelSpec
   session: ort.InferenceSession
+  /** The execution providers the session was created with: the ones in use (see execution-providers.ts). */
+  executionProviders: readonly string[]
 }
 
 /**
  * Loads `spec.file` from `modelsDir`, checks its sha256 against the manifest, creates the session and
- * checks the session's input and output names against the manifest.
+ * checks the session's input and output names against the manifest. With an accelerator, a session that
+ * cannot be created (the provider's libraries or device missing) throws ExecutionProviderError: the
+ * bytes passed their checksum, so the provider is what failed, and nothing falls back to the CPU.
  *
  * @example
  * const heavy = await loadModel('gpu-service/models', 'heavy', manifest.models.heavy, { device: 'cpu' })
@@ -49,16 +57,23 @@ export async function loadModel(
   if (sha256 !== spec.sha256) {
     throw new Error(`${name}: ${path} has sha256 ${sha256}, manifest declares ${spec.sha256}`)
   }
+  const executionProviders = executionProvidersFor(config.device)
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: [...executionProvidersFor(config.device)],
+    executionProviders: [...executionProviders],
     graphOptimizationLevel: 'all',
   }
   if (config.intraOpThreads !== undefined) options.intraOpNumThreads = config.intraOpThreads
   if (config.interOpThreads !== undefined) options.interOpNumThreads = config.interOpThreads
-  const session = await ort.InferenceSession.create(bytes, options)
+  let session: ort.InferenceSession
+  try {
+    session = await ort.InferenceSession.create(bytes, options)
+  } catch (error) {
+    if (config.device === 'cpu') throw error
+    throw new ExecutionProviderError(config.device, executionProviders, error)
+  }
   checkNames(name, 'inputs', session.inputNames, spec.inputs)
   checkNames(name, 'outputs', session.outputNames, spec.outputs)
-  return { name, spec, session }
+  return { name, spec, session, executionProviders }
 }
 
 function checkNames(

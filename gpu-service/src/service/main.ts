@@ -1,8 +1,10 @@
 // `npm run gpu-service`: configuration from the environment, the service on HOST:PORT, and a drain on
-// SIGTERM or SIGINT. Exit status 78 (EX_CONFIG, sysexits.h) for a bad environment, 1 if the models fail
-// to load, 70 (EX_SOFTWARE) after an uncaught exception, 0 after a drain. Unhandled rejections and
-// uncaught exceptions are logged as JSON error lines like everything else.
+// SIGTERM or SIGINT. Exit status 78 (EX_CONFIG, sysexits.h) for a bad environment, a DUALRATE_DEVICE whose
+// execution provider cannot be loaded included (one line on stderr; no fallback to the CPU), 1 if the
+// models fail to load otherwise, 70 (EX_SOFTWARE) after an uncaught exception, 0 after a drain. Unhandled
+// rejections and uncaught exceptions are logged as JSON error lines like everything else.
 import { join } from 'node:path'
+import { ExecutionProviderError } from '../onnx/execution-providers.ts'
 import { ConfigError, DEV_SECRET_FILE, parseServiceConfig, resolveHmacSecret } from './config.ts'
 import { jsonLogger } from './logger.ts'
 import { logProcessErrors } from './process-errors.ts'
@@ -47,6 +49,14 @@ async function main(): Promise<void> {
   try {
     await service.ready
   } catch (error) {
+    if (error instanceof ExecutionProviderError) {
+      console.error(
+        `gpu-service: DUALRATE_DEVICE=${error.device}: the ${error.provider} execution provider ` +
+          `could not be loaded (${error.reason}); not falling back to the CPU: install the ` +
+          `provider's libraries (gpu-service/Dockerfile, VARIANT=cuda) or set DUALRATE_DEVICE=cpu`,
+      )
+      process.exit(EXIT_CONFIG)
+    }
     logger.error('could not load the models', { modelsDir: config.modelsDir, error })
     process.exit(1)
   }

@@ -1,5 +1,6 @@
 // Prometheus metrics of the service (prom-client): runs by outcome, queue depth, active runs, model calls,
-// rows per call and step latency. One registry per service, so tests can run several services at once.
+// rows per call, step latency and the execution providers in use. One registry per service, so tests can
+// run several services at once.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { RunOutcome, SchedulerTelemetry, StepScheduler } from '../scheduler/step-scheduler.ts'
 
@@ -13,6 +14,8 @@ export interface ServiceMetrics {
   /** Reads queue depth and active runs from the scheduler at each scrape. */
   watch(scheduler: Pick<StepScheduler<unknown>, 'queueDepth' | 'activeRuns'>): void
   runRejected(): void
+  /** Records the providers the loaded sessions run on: dualrate_execution_provider{provider} 1. */
+  executionProvidersInUse(providers: readonly string[]): void
 }
 
 /**
@@ -77,6 +80,13 @@ export function createServiceMetrics(): ServiceMetrics {
     help: 'Sampler steps completed, over all runs',
     registers,
   })
+  // An info metric (value 1, the facts in labels): which ONNX Runtime provider serves the models.
+  const executionProvider = new Gauge({
+    name: 'dualrate_execution_provider',
+    help: 'Execution providers the ONNX sessions run on (1 each, once the models are loaded)',
+    labelNames: ['provider'],
+    registers,
+  })
   const stepSeconds = new Histogram({
     name: 'dualrate_step_seconds',
     help: "Time from a run's previous step (or its start) to its next step",
@@ -105,6 +115,10 @@ export function createServiceMetrics(): ServiceMetrics {
     },
     runRejected() {
       runs.inc({ outcome: 'rejected' satisfies RunOutcomeLabel })
+    },
+    executionProvidersInUse(providers) {
+      executionProvider.reset()
+      for (const provider of providers) executionProvider.set({ provider }, 1)
     },
   }
 }

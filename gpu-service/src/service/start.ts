@@ -17,7 +17,10 @@ import { createServiceMetrics, type ServiceMetrics } from './metrics.ts'
 export interface RunningService {
   /** `http://host:port`, with the port the system chose when config.port is 0. */
   url: string
-  /** Resolves once the models are loaded and warmed; rejects if they cannot be. */
+  /**
+   * Resolves once the models are loaded and warmed; rejects if they cannot be (ExecutionProviderError
+   * when the device's execution provider cannot be loaded).
+   */
   ready: Promise<void>
   metrics: ServiceMetrics
   /** Drains for up to `graceMs` (default config.drainGraceMs), then closes everything. */
@@ -67,11 +70,17 @@ export async function startService(
       logger,
     })
     metrics.watch(scheduler)
+    metrics.executionProvidersInUse(pair.executionProviders)
     engine = { scheduler, manifest: pair.manifest }
+    readiness.engine = {
+      device: config.session.device,
+      executionProviders: pair.executionProviders,
+    }
     readiness.ready = true
     logger.info('ready', {
       modelId: pair.manifest.modelId,
       device: config.session.device,
+      executionProviders: pair.executionProviders,
       warmUpMs: Math.round(performance.now() - started),
       ...config.scheduler,
     })

@@ -32,7 +32,22 @@ describe('probes and metrics', () => {
     const health = await fetch(`${service.url}/healthz`)
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }])
     const ready = await fetch(`${service.url}/readyz`)
-    expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready' }])
+    expect([ready.status, await ready.json()]).toEqual([
+      200,
+      { status: 'ready', device: 'cpu', executionProviders: ['cpu'] },
+    ])
+    expect(service.logs.find((line) => line.msg === 'ready')).toMatchObject({
+      device: 'cpu',
+      executionProviders: ['cpu'],
+    })
+  })
+
+  it('GET /metrics names the execution provider in use', async () => {
+    const text = await (await fetch(`${service.url}/metrics`)).text()
+    expect(text).toContain('# TYPE dualrate_execution_provider gauge')
+    expect(text.match(/^dualrate_execution_provider\{.*$/gm)).toEqual([
+      'dualrate_execution_provider{provider="cpu"} 1',
+    ])
   })
 
   it('GET /metrics is Prometheus text with the run, queue, call, batch and step series', async () => {

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   checkTensors,
+  ExecutionProviderError,
   executionProvidersFor,
   type LoadedModel,
   loadModel,
@@ -17,6 +19,12 @@ import { validManifest } from '../../fixtures/manifest.ts'
 import { readGolden } from './golden.ts'
 
 const MODELS_DIR = 'gpu-service/models'
+// `npm install` skips onnxruntime-node's CUDA download (package.json allowScripts), so the CUDA provider
+// cannot load here unless someone fetched it on purpose.
+const CUDA_PROVIDER_INSTALLED = readdirSync(
+  join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin'),
+  { recursive: true },
+).some((file) => String(file).endsWith('libonnxruntime_providers_cuda.so'))
 const heavySpec = validManifest().models.heavy
 
 const tensor = (type: string, dims: number[]) => ({ type, dims })
@@ -27,9 +35,10 @@ const heavyFeeds = (batch: number) => ({
 })
 
 describe('executionProvidersFor', () => {
-  it('maps devices to providers, CPU last as the fallback', () => {
+  it('maps each accelerator to its own providers, with no CPU fallback', () => {
     expect(executionProvidersFor('cpu')).toEqual(['cpu'])
-    expect(executionProvidersFor('cuda')).toEqual(['cuda', 'cpu'])
+    expect(executionProvidersFor('cuda')).toEqual(['cuda'])
+    expect(executionProvidersFor('tensorrt')).toEqual(['tensorrt', 'cuda'])
   })
 
   it('names the known devices when the device is unknown', () => {
@@ -161,6 +170,45 @@ describe('the committed ONNX pair', () => {
       }
       await expect(loadModel(dir, 'heavy', spec, { device: 'cpu' })).rejects.toThrow(
         'heavy: session inputs [x_t, t, label, features] differ from manifest [x_s, s, label]',
+      )
+    })
+
+    it.skipIf(CUDA_PROVIDER_INSTALLED)(
+      'fails with ExecutionProviderError when the CUDA provider cannot load, instead of using the CPU',
+      async () => {
+        const error = await loadModel(MODELS_DIR, 'heavy', manifest.models.heavy, {
+          device: 'cuda',
+        }).catch((caught: unknown) => caught)
+        expect(error).toBeInstanceOf(ExecutionProviderError)
+        const { name, device, provider, reason, message } = error as ExecutionProviderError
+        // Linux x64: the provider library is missing; builds without a CUDA backend: no backend.
+        expect(reason).toMatch(
+          /^OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library$|\[cuda\] backend not found/,
+        )
+        expect({ name, device, provider, message }).toEqual({
+          name: 'ExecutionProviderError',
+          device: 'cuda',
+          provider: 'cuda',
+          message: `device cuda: the cuda execution provider could not be loaded: ${reason}`,
+        })
+      },
+    )
+
+    it('names the provider that failed among several', () => {
+      const reason =
+        'OrtSessionOptionsAppendExecutionProvider_TensorRT: Failed to load shared library'
+      expect(
+        new ExecutionProviderError('tensorrt', ['tensorrt', 'cuda'], new Error(reason)),
+      ).toMatchObject({
+        provider: 'tensorrt',
+        message: `device tensorrt: the tensorrt execution provider could not be loaded: ${reason}`,
+      })
+      const cudaError = new Error('CUDA failure 100: no CUDA-capable device is detected ;\n GPU=0')
+      expect(new ExecutionProviderError('tensorrt', ['tensorrt', 'cuda'], cudaError)).toMatchObject(
+        {
+          provider: 'tensorrt + cuda',
+          reason: 'CUDA failure 100: no CUDA-capable device is detected ; GPU=0',
+        },
       )
     })
   })

@@ -1,5 +1,8 @@
 // `npm run gpu-service` as a child process: configuration errors, and the drain on SIGTERM.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, expect, it } from 'vitest'
 import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
@@ -7,6 +10,12 @@ import { drain, readUntil } from '../../fixtures/run-stream.ts'
 import { TEST_SECRET } from '../../fixtures/service.ts'
 
 const MAIN = 'gpu-service/src/service/main.ts'
+// `npm install` skips onnxruntime-node's CUDA download (package.json allowScripts): the CUDA provider
+// cannot load here, which is the failure the service must not hide.
+const CUDA_PROVIDER_INSTALLED = readdirSync(
+  join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin'),
+  { recursive: true },
+).some((file) => String(file).endsWith('libonnxruntime_providers_cuda.so'))
 
 interface Child {
   process: ChildProcessWithoutNullStreams
@@ -73,6 +82,26 @@ describe('npm run gpu-service', () => {
     )
     expect(child.lines).toEqual([])
   })
+
+  it.skipIf(CUDA_PROVIDER_INSTALLED)(
+    'exits 78 with one line naming the device, the provider and the reason when CUDA cannot load',
+    async () => {
+      const child = startChild({ DUALRATE_DEVICE: 'cuda' })
+      expect(await child.exited).toBe(78)
+      // Linux x64 has a CUDA backend whose library is missing; other builds have no CUDA backend.
+      const reason =
+        process.platform === 'linux' && process.arch === 'x64'
+          ? 'OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library'
+          : 'no available backend found. ERR: [cuda] backend not found.'
+      // ONNX Runtime's own log lines come first (they name the library that did not load).
+      expect(child.stderr().trimEnd().split('\n').at(-1)).toBe(
+        `gpu-service: DUALRATE_DEVICE=cuda: the cuda execution provider could not be loaded (${reason}); ` +
+          "not falling back to the CPU: install the provider's libraries (gpu-service/Dockerfile, " +
+          'VARIANT=cuda) or set DUALRATE_DEVICE=cpu',
+      )
+      expect(child.lines.map((line) => line.msg)).not.toContain('ready')
+    },
+  )
 
   it('on SIGTERM refuses new runs, finishes the one in flight, and exits 0', async () => {
     const child = startChild({ DUALRATE_DRAIN_GRACE_MS: '20000' })

@@ -1,5 +1,6 @@
 // Probes and metrics, outside /v1 and its signature check: /healthz (the process answers), /readyz (models
-// loaded and warmed, not draining) and /metrics (Prometheus text format).
+// loaded and warmed, not draining; names the device and the execution providers in use) and /metrics
+// (Prometheus text format).
 import { Hono } from 'hono'
 import type { ServiceMetrics } from '../../service/metrics.ts'
 import { problemResponse } from '../problem-response.ts'
@@ -8,6 +9,8 @@ import { problemResponse } from '../problem-response.ts'
 export interface Readiness {
   ready: boolean
   draining: boolean
+  /** Once the models are loaded: DUALRATE_DEVICE and the execution providers its sessions run on. */
+  engine?: { device: string; executionProviders: readonly string[] }
 }
 
 /**
@@ -19,7 +22,9 @@ export function healthRoutes(options: { readiness: Readiness; metrics: ServiceMe
   const app = new Hono()
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', (c) => {
-    if (readiness.ready && !readiness.draining) return c.json({ status: 'ready' })
+    if (readiness.ready && !readiness.draining) {
+      return c.json({ status: 'ready', ...readiness.engine })
+    }
     const detail = readiness.draining ? 'draining' : 'loading and warming the models'
     return problemResponse(c, { status: 503, title: 'Not ready', detail })
   })
