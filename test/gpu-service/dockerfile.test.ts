@@ -38,7 +38,20 @@ describe('gpu-service/Dockerfile', () => {
       /^ARG CUDA_IMAGE=nvidia\/cuda:12\.[\d.]+-cudnn-runtime-/,
     )
     expect(instructions).toContain(`FROM \${CUDA_IMAGE} AS runtime-cuda`)
-    expect(dockerfile).toContain('export ONNXRUNTIME_NODE_INSTALL=cuda12')
+  })
+
+  it('installs without the CUDA provider, and the CUDA variant fetches it and checks that it arrived', () => {
+    const install = instructions
+      .find((line) => line.startsWith('RUN ') && line.includes('npm ci'))
+      ?.replace(/\s+/g, ' ')
+    expect(install).toMatch(/^RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev /)
+    expect(install).toContain(
+      'if [ "$VARIANT" = "cuda" ]; then ONNXRUNTIME_NODE_INSTALL=cuda12 node ' +
+        'node_modules/onnxruntime-node/script/install.js && test -f ' +
+        'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so; fi',
+    )
+    const packageJson = JSON.parse(readFileSync('package.json', 'utf8'))
+    expect(packageJson.allowScripts['onnxruntime-node']).toBe(false)
   })
 
   it('runs as a non-root user, with a health check, in production mode', () => {
