@@ -21,6 +21,8 @@ export default defineConfig({
             'test/shared/**/*.test.ts',
             'test/client/**/*.test.ts',
             'test/gpu-service/**/*.test.ts',
+            // deploy/k8s rendered with `kubectl kustomize` (kubectl on PATH; no cluster).
+            'test/deploy/**/*.test.ts',
           ],
           testTimeout: 30_000,
         },
