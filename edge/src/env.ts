@@ -3,6 +3,7 @@
 import { z } from 'zod'
 import { formatIssue, listIssues } from '../../shared/issues.ts'
 import { MIN_SECRET_LENGTH } from '../../shared/request-signature.ts'
+import { BACKEND_ROUTINGS, type BackendRouting } from './backends/failover.ts'
 import type { IdempotencyRecord } from './idempotency/idempotency-record.ts'
 import type { GenerationJob } from './jobs/generation-job.ts'
 import type { KeyQuota } from './rate-limit/key-quota.ts'
@@ -15,6 +16,10 @@ export interface Env {
   RESULTS: R2Bucket
   API_KEYS: KVNamespace
   BACKEND_URLS: string
+  /** Comma-separated relative capacities, one per BACKEND_URLS entry (load routing). */
+  BACKEND_WEIGHTS?: string
+  /** `load` (default) or `rotation`. */
+  BACKEND_ROUTING?: string
   BACKEND_SECRET: string
   RESULT_KEY_SECRET: string
   CORS_ORIGINS?: string
@@ -36,8 +41,12 @@ const commaList = z.string().transform((text) =>
 )
 const seconds = (fallback: number) => z.coerce.number().positive().default(fallback)
 
-const configSchema = z.object({
+const varsSchema = z.object({
   BACKEND_URLS: commaList.pipe(z.array(z.url({ protocol: /^https?$/ })).min(1)),
+  BACKEND_WEIGHTS: commaList
+    .pipe(z.array(z.coerce.number<string>().positive().max(1000)))
+    .optional(),
+  BACKEND_ROUTING: z.enum(BACKEND_ROUTINGS).default('load'),
   BACKEND_SECRET: z
     .string()
     .min(
@@ -61,9 +70,21 @@ const configSchema = z.object({
     .positive()
     .default(16 * 1024),
 })
+const configSchema = varsSchema.refine(
+  (vars) =>
+    !vars.BACKEND_WEIGHTS?.length || vars.BACKEND_WEIGHTS.length === vars.BACKEND_URLS.length,
+  {
+    path: ['BACKEND_WEIGHTS'],
+    message: 'must give one weight for each of BACKEND_URLS, in the same order',
+  },
+)
 
 export interface Config {
   backendUrls: string[]
+  /** Relative capacity of each backend, in backendUrls order; 1 each by default. */
+  backendWeights: number[]
+  /** How attempts pick a backend: by reported load (power of two choices) or the per-job rotation. */
+  backendRouting: BackendRouting
   backendSecret: string
   resultKeySecret: string
   corsOrigins: string[]
@@ -98,6 +119,10 @@ export function readConfig(env: Env): Config {
   const vars = result.data
   const config: Config = {
     backendUrls: vars.BACKEND_URLS.map((url) => url.replace(/\/+$/, '')),
+    backendWeights: vars.BACKEND_WEIGHTS?.length
+      ? vars.BACKEND_WEIGHTS
+      : vars.BACKEND_URLS.map(() => 1),
+    backendRouting: vars.BACKEND_ROUTING,
     backendSecret: vars.BACKEND_SECRET,
     resultKeySecret: vars.RESULT_KEY_SECRET,
     corsOrigins: vars.CORS_ORIGINS,

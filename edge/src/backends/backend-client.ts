@@ -4,7 +4,15 @@
 // logs only; the public one is all a caller ever sees.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { signRequest } from '../../../shared/request-signature.ts'
-import { type RunEvent, type RunRequest, runEventSchema } from '../../../shared/run-protocol.ts'
+import {
+  type BackendLoad,
+  LOAD_REPORT_HEADER,
+  LOAD_REPORT_REQUESTED,
+  loadResponseSchema,
+  type RunEvent,
+  type RunRequest,
+  runEventSchema,
+} from '../../../shared/run-protocol.ts'
 import { SSE_CONTENT_TYPE } from '../../../shared/sse.ts'
 
 /** How long a backend may take to answer with response headers before it counts as down. */
@@ -23,6 +31,8 @@ export interface BackendFailureOptions {
   retryable: boolean
   /** The backend itself is at fault (down, draining, stalled): try it last for a while. */
   unhealthy?: boolean
+  /** The backend said it is shutting down: it takes no new work. */
+  draining?: boolean
   /** The HTTP status the job's failure reports. */
   status?: number
   /** The problem `type` the job's failure reports (a shared PROBLEM_TYPES value), if not the default. */
@@ -41,6 +51,7 @@ export class BackendFailure extends Error {
   override name = 'BackendFailure'
   readonly retryable: boolean
   readonly unhealthy: boolean
+  readonly draining: boolean
   readonly status: number
   readonly type: string | undefined
   readonly publicDetail: string
@@ -49,6 +60,7 @@ export class BackendFailure extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.retryable = options.retryable
     this.unhealthy = options.unhealthy ?? options.retryable
+    this.draining = options.draining ?? false
     this.status = options.status ?? 502
     this.type = options.type
     this.publicDetail = options.publicDetail ?? BACKEND_TROUBLE
@@ -88,6 +100,8 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
     'content-type': 'application/json',
     accept: SSE_CONTENT_TYPE,
     'x-request-id': run.requestId,
+    // The backend's load on `accepted`: what load-aware routing learns from (an older service ignores it).
+    [LOAD_REPORT_HEADER]: LOAD_REPORT_REQUESTED,
   }
   const attempt = new AbortController()
   const abort = () => attempt.abort(run.signal.reason)
@@ -207,6 +221,57 @@ export async function cancelRun(
     return response.ok
   } catch {
     return false
+  }
+}
+
+/** What GET /v1/load told: the load, no such route (a service that predates it), or a failure. */
+export type LoadAnswer =
+  | { kind: 'load'; load: BackendLoad }
+  | { kind: 'unsupported' }
+  | { kind: 'failed'; reason: string; backendDown: boolean }
+
+/**
+ * Asks a backend for its load (signed GET /v1/load/{probeId}, a fresh id each time: the signature
+ * covers the path, and the backend refuses a signature it has seen, so two asks in the same second
+ * must sign different paths). Never throws; gives up after `timeoutMs`.
+ *
+ * @example
+ * const answer = await fetchLoad(backendUrl, secret, requestId, 500)
+ * if (answer.kind === 'load' && answer.load.draining) skip(backendUrl)
+ */
+export async function fetchLoad(
+  backendUrl: string,
+  secret: string,
+  requestId: string,
+  timeoutMs: number,
+): Promise<LoadAnswer> {
+  const path = `/v1/load/${crypto.randomUUID()}`
+  try {
+    const headers = { ...(await signRequest(secret, 'GET', path, '')), 'x-request-id': requestId }
+    const response = await fetch(`${backendUrl}${path}`, {
+      headers,
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+    if (response.status === 404) {
+      await response.body?.cancel()
+      return { kind: 'unsupported' }
+    }
+    if (!response.ok) {
+      await response.body?.cancel()
+      return {
+        kind: 'failed',
+        reason: `answered ${response.status}`,
+        // A 5xx is the backend's own trouble; a 401 (another secret) or 400 says nothing of its health.
+        backendDown: response.status >= 500,
+      }
+    }
+    const parsed = loadResponseSchema.safeParse(await response.json())
+    if (!parsed.success)
+      return { kind: 'failed', reason: 'sent an invalid load', backendDown: false }
+    return { kind: 'load', load: parsed.data.load }
+  } catch (error) {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+    return { kind: 'failed', reason, backendDown: true }
   }
 }
 

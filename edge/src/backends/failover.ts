@@ -1,7 +1,9 @@
 // Runs a request on the backends until one returns the result: a retryable failure before the result
 // moves to the next backend with the same request (same seed, so the same pixels), up to a limit. A
 // failure the request itself causes (its own deadline, invalid input) is neither retried nor held
-// against the backend.
+// against the backend. Which backend each attempt goes to is the routing policy's choice: `load` (the
+// default) asks the fleet state (fleet.ts: power of two choices by reported load, circuit breakers, no
+// draining backend), `rotation` is the earlier per-job rotation with passive health (health.ts).
 import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import {
   RETRYABLE_RUN_PROBLEMS,
@@ -9,14 +11,24 @@ import {
   type RunEvent,
   type RunRequest,
 } from '../../../shared/run-protocol.ts'
+import { modelRows } from '../../../shared/sampling-options.ts'
 import { BACKEND_TROUBLE, BackendFailure, streamRun } from './backend-client.ts'
+import { type AttemptRecord, claimBackend } from './fleet.ts'
 import { markHealthy, markUnhealthy, orderBackends } from './health.ts'
+
+/** How a job's attempts pick their backend (BACKEND_ROUTING). */
+export const BACKEND_ROUTINGS = ['load', 'rotation'] as const
+export type BackendRouting = (typeof BACKEND_ROUTINGS)[number]
 
 export type ResultEvent = Extract<RunEvent, { type: 'result' }>
 type ErrorEvent = Extract<RunEvent, { type: 'error' }>
 
 export interface FailoverRun {
   backendUrls: readonly string[]
+  /** `load` when absent. */
+  routing?: BackendRouting
+  /** Relative capacity of each backend, in backendUrls order (load routing); 1 each when absent. */
+  backendWeights?: readonly number[]
   maxAttempts: number
   secret: string
   request: RunRequest
@@ -24,7 +36,7 @@ export interface FailoverRun {
   signal: AbortSignal
   /** See BackendRun.idleTimeoutMs. */
   idleTimeoutMs: number
-  /** Spreads jobs over healthy backends (any number derived from the job). */
+  /** Spreads jobs over healthy backends (any number derived from the job; rotation routing). */
   spread: number
   /** Attempt n runs as `${runIdPrefix}-${n}`, so the caller can cancel it before it is accepted. */
   runIdPrefix: string
@@ -42,32 +54,41 @@ export interface FailoverRun {
  * const result = await runWithFailover({ backendUrls, maxAttempts: 3, secret, request, ... })
  */
 export async function runWithFailover(run: FailoverRun): Promise<ResultEvent> {
-  const order = orderBackends(run.backendUrls, run.spread)
+  const route = run.routing === 'rotation' ? rotationRoute(run) : loadRoute(run)
   let lastFailure: BackendFailure | undefined
   for (let attempt = 1; attempt <= run.maxAttempts; attempt++) {
-    const backendUrl = order[(attempt - 1) % order.length]
-    if (backendUrl === undefined) break
+    const next = await route.next(attempt)
+    if (next === undefined) break
+    const { backendUrl, record } = next
     const runId = `${run.runIdPrefix}-${attempt}`
-    run.onAttempt(attempt, backendUrl, runId)
     try {
+      run.onAttempt(attempt, backendUrl, runId)
       const request = { ...run.request, runId }
       for await (const event of streamRun({ ...run, request, backendUrl })) {
         if (event.type === 'result') {
-          markHealthy(backendUrl)
+          record.succeeded()
           return event
         }
         if (event.type === 'error') throw runFailure(backendUrl, event)
+        if (event.type === 'accepted') record.accepted(event.load)
         await run.onEvent(event, backendUrl)
       }
     } catch (error) {
       if (!(error instanceof BackendFailure) || run.signal.aborted) throw error
       lastFailure = error
-      if (error.unhealthy) markUnhealthy(backendUrl)
+      record.failed({
+        unhealthy: error.unhealthy,
+        draining: error.draining,
+        reason: error.message,
+      })
       if (!error.retryable) throw error
+    } finally {
+      record.ended()
     }
   }
+  const last = lastFailure?.message ?? 'no backend available (none configured, or all draining)'
   throw new BackendFailure(
-    `no backend finished the run after ${run.maxAttempts} attempts; last: ${lastFailure?.message ?? 'no backends configured'}`,
+    `no backend finished the run after ${run.maxAttempts} attempts; last: ${last}`,
     {
       retryable: false,
       unhealthy: false,
@@ -76,6 +97,52 @@ export async function runWithFailover(run: FailoverRun): Promise<ResultEvent> {
       cause: lastFailure,
     },
   )
+}
+
+/** Where a job's attempts go, and what the routing learns from each. */
+interface Route {
+  /** The backend for attempt n (1-based) and the record that follows the attempt; none left: undefined. */
+  next(attempt: number): Promise<{ backendUrl: string; record: AttemptRecord } | undefined>
+}
+
+/** Load-aware: each attempt claims a backend from the fleet state, which follows it (fleet.ts). */
+function loadRoute(run: FailoverRun): Route {
+  const tried = new Set<string>()
+  return {
+    async next() {
+      const claimed = await claimBackend({
+        urls: run.backendUrls,
+        ...(run.backendWeights && { weights: run.backendWeights }),
+        tried,
+        secret: run.secret,
+        requestId: run.requestId,
+        rows: modelRows(run.request),
+      })
+      if (!claimed) return undefined
+      tried.add(claimed.url)
+      return { backendUrl: claimed.url, record: claimed.attempt }
+    },
+  }
+}
+
+/** The earlier policy: a per-job rotation, healthy backends first (health.ts); loads are ignored. */
+function rotationRoute(run: FailoverRun): Route {
+  const order = orderBackends(run.backendUrls, run.spread)
+  return {
+    async next(attempt) {
+      const backendUrl = order[(attempt - 1) % order.length]
+      if (backendUrl === undefined) return undefined
+      const record: AttemptRecord = {
+        accepted() {},
+        succeeded: () => markHealthy(backendUrl),
+        failed: ({ unhealthy }) => {
+          if (unhealthy) markUnhealthy(backendUrl)
+        },
+        ended() {},
+      }
+      return { backendUrl, record }
+    },
+  }
 }
 
 /** The failure for a run's `error` event, classified by its problem type (shared/run-protocol.ts). */
@@ -94,10 +161,12 @@ function runFailure(backendUrl: string, event: ErrorEvent): BackendFailure {
     })
   }
   const retryable = RETRYABLE_RUN_PROBLEMS.has(type) || (type === 'about:blank' && status >= 500)
+  const shutdown = type === RUN_PROBLEM_TYPES.shutdown
   return new BackendFailure(message, {
     retryable,
     // A draining backend should get no new work; one run's failure says nothing of the backend.
-    unhealthy: type === RUN_PROBLEM_TYPES.shutdown,
+    unhealthy: shutdown,
+    draining: shutdown,
     status: 502,
     publicDetail: retryable ? BACKEND_TROUBLE : 'The GPU backend stopped the run.',
   })

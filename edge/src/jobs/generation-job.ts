@@ -372,6 +372,8 @@ export class GenerationJob extends DurableObject<Env> {
     try {
       const result = await runWithFailover({
         backendUrls: config.backendUrls,
+        routing: config.backendRouting,
+        backendWeights: config.backendWeights,
         maxAttempts: config.backendMaxAttempts,
         secret: config.backendSecret,
         request: state.request,

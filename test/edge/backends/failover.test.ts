@@ -1,6 +1,8 @@
+// Failover through the real app (BACKEND_URLS: A and B, load routing, the default): what a job does
+// when its backend fails, and what the failure does to the backend's standing.
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { markHealthy, markUnhealthy, orderBackends } from '../../../edge/src/backends/health.ts'
+import { forgetFleet, viewBackend } from '../../../edge/src/backends/fleet.ts'
 import { RUN_PROBLEM_TYPES } from '../../../shared/run-protocol.ts'
 import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
 import { useFakeBackends } from '../helpers/fake-backends.ts'
@@ -9,10 +11,10 @@ const A = 'http://backend-a.test'
 const B = 'http://backend-b.test'
 
 const fakes = useFakeBackends()
-beforeEach(() => {
-  markHealthy(A)
-  markHealthy(B)
-})
+beforeEach(() => forgetFleet())
+
+/** B reports a heavy load, so the load-aware choice sends a job's first attempt to A. */
+const preferA = () => fakes().setLoad(B, { activeRuns: 50, activeRows: 100 })
 
 async function run(body: Record<string, unknown> = {}) {
   const { authorization } = await createKey()
@@ -48,7 +50,7 @@ describe('backend failover', () => {
   ] as const) {
     it(`retries on the other backend with the same seed after ${failure}`, async () => {
       fakes().set(A, behavior)
-      markUnhealthy(B, 60_000) // B sorts last, so the job tries A first
+      preferA()
       const job = await run()
       expect(origins()).toEqual([A, B])
       expect(new Set(seeds()).size).toBe(1)
@@ -56,13 +58,15 @@ describe('backend failover', () => {
     })
   }
 
-  it('tries a backend that just failed last, so later jobs skip it', async () => {
+  it('stops sending work to a backend that refuses connections: its breaker opens', async () => {
     fakes().set(A, { kind: 'refuse' })
-    markUnhealthy(B, 60_000) // the first job tries A first; B's success then clears its mark
-    for (let index = 0; index < 4; index++) await run()
-    const refusedAttempts = origins().filter((origin) => origin === A).length
-    expect(refusedAttempts).toBe(1)
+    for (let index = 0; index < 4; index++) {
+      expect(await run()).toMatchObject({ status: 'succeeded' })
+    }
+    // Its failed load requests count too, so at most one job spent an attempt on it.
+    expect(origins().filter((origin) => origin === A).length).toBeLessThanOrEqual(1)
     expect(origins().filter((origin) => origin === B)).toHaveLength(4)
+    expect(viewBackend(A)).toMatchObject({ breaker: 'open', failures: 3 })
   })
 
   it('fails the job with a clear 502 problem when every attempt fails', async () => {
@@ -96,7 +100,7 @@ describe('backend failover', () => {
 
   it('gives up on a backend whose stream goes silent (no event, no heartbeat) and fails over', async () => {
     fakes().set(A, { kind: 'stall-after', steps: 2 })
-    markUnhealthy(B, 60_000)
+    preferA()
     const job = await run()
     expect(origins()).toEqual([A, B])
     expect(job).toMatchObject({ status: 'succeeded', progress: { attempts: 2 } })
@@ -116,8 +120,8 @@ describe('backend failover', () => {
       detail: 'The run took longer than a GPU backend allows for one run.',
     })
     expect(fakes().runRequests()).toHaveLength(1)
-    const [first] = origins()
-    expect(orderBackends([A, B], first === A ? 0 : 1)[0]).toBe(first)
+    const [first = A] = origins()
+    expect(viewBackend(first)).toMatchObject({ breaker: 'closed', failures: 0 })
   })
 
   it('keeps backend URLs, network errors and backend bodies out of the problem', async () => {
@@ -133,7 +137,7 @@ describe('backend failover', () => {
 
   it('says so in the stream when a run restarts on another backend (retrying, then steps from 0)', async () => {
     fakes().set(A, { kind: 'stall-after', steps: 2 })
-    markUnhealthy(B, 60_000)
+    preferA()
     const { authorization } = await createKey()
     const response = await postGeneration(authorization, { class: 1, steps: 3, seed: uniqueSeed() })
     const { id } = (await response.json()) as { id: string }

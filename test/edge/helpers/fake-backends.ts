@@ -2,8 +2,16 @@
 // share the test isolate) and each backend origin answers POST /v1/runs with the run protocol's SSE
 // events, or fails the way a test asks; `.test` hosts answer as webhook receivers, and every other host
 // is unreachable, so no test sends traffic off this machine. Every request is recorded for assertions.
+// Like a gpu-service, a backend answers GET /v1/load[/{probeId}] with its load (by default its own runs
+// in flight, all active) and adds the load to `accepted` when the request asks (x-dualrate-load-report);
+// `setLoad` fixes the figures, or makes it an older service without either.
 import { afterEach, beforeEach, vi } from 'vitest'
-import type { RunEvent } from '../../../shared/run-protocol.ts'
+import {
+  type BackendLoad,
+  LOAD_REPORT_HEADER,
+  LOAD_REPORT_REQUESTED,
+  type RunEvent,
+} from '../../../shared/run-protocol.ts'
 import { formatSse } from '../../../shared/sse.ts'
 
 /** A 1x1 grey PNG: stands in for generated images. */
@@ -53,7 +61,20 @@ export interface FakeBackends {
   webhookStatus: (request: RecordedRequest) => number | 'hang'
   /** When true, DELETE /v1/runs/:id never answers (a hung backend); the caller's signal still aborts. */
   deleteHangs: boolean
+  /**
+   * The load one origin reports from now on: these figures over its live ones, or `legacy` for a
+   * service older than load reports (no GET /v1/load: 404; `accepted` without `load`).
+   */
+  setLoad(origin: string, load: Partial<BackendLoad> | 'legacy'): void
+  /** The GET /v1/load requests sent so far. */
+  loadRequests(): RecordedRequest[]
   restore(): void
+}
+
+/** A fake backend's own runs in flight: all active, none queued. */
+interface LiveLoad {
+  runs: number
+  rows: number
 }
 
 export const MODEL_ID = 'dualrate-547fb728e629'
@@ -68,6 +89,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  */
 export function installFakeBackends(initial: Record<string, BackendBehavior>): FakeBackends {
   const behaviors = new Map(Object.entries(initial))
+  const loads = new Map<string, Partial<BackendLoad> | 'legacy'>()
+  const live = new Map<string, LiveLoad>()
   const fake: FakeBackends = {
     requests: [],
     runRequests: () => fake.requests.filter((request) => request.url.endsWith('/v1/runs')),
@@ -75,7 +98,25 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     set: (origin, behavior) => behaviors.set(origin, behavior),
     webhookStatus: () => 204,
     deleteHangs: false,
+    setLoad: (origin, load) => loads.set(origin, load),
+    loadRequests: () =>
+      fake.requests.filter((request) => new URL(request.url).pathname.startsWith('/v1/load')),
     restore: () => spy.mockRestore(),
+  }
+  /** What an origin reports now; undefined for a legacy one. */
+  const loadOf = (origin: string): BackendLoad | undefined => {
+    const fixed = loads.get(origin)
+    if (fixed === 'legacy') return undefined
+    const own = live.get(origin) ?? { runs: 0, rows: 0 }
+    return {
+      queuedRuns: 0,
+      queuedRows: 0,
+      activeRuns: own.runs,
+      activeRows: own.rows,
+      capacityRows: 256,
+      draining: false,
+      ...fixed,
+    }
   }
   const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
     const request = new Request(input, init)
@@ -103,21 +144,40 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     }
     if (behavior.kind === 'refuse')
       throw new TypeError('Network connection lost: connection refused')
+    if (request.method === 'GET' && url.pathname.startsWith('/v1/load')) {
+      const load = loadOf(url.origin)
+      if (!load) {
+        return Response.json(
+          { type: 'about:blank', status: 404, title: 'Not Found' },
+          { status: 404, headers: { 'content-type': 'application/problem+json' } },
+        )
+      }
+      return Response.json({ load })
+    }
     if (behavior.kind === 'status') {
       return Response.json(
         { type: 'about:blank', status: behavior.status, title: 'fake failure' },
         { status: behavior.status, headers: { 'content-type': 'application/problem+json' } },
       )
     }
-    const run = JSON.parse(recorded.body) as {
-      runId: string
-      steps: number
-      count: number
-      heavySchedule: { every?: number }
+    const run = JSON.parse(recorded.body) as FakeRun
+    const origin = url.origin
+    const rows = run.guidance !== 1 ? 2 * run.count : run.count
+    const own = live.get(origin) ?? { runs: 0, rows: 0 }
+    live.set(origin, { runs: own.runs + 1, rows: own.rows + rows })
+    let counted = true
+    const ended = () => {
+      if (!counted) return
+      counted = false
+      const now = live.get(origin) ?? { runs: 1, rows }
+      live.set(origin, { runs: now.runs - 1, rows: now.rows - rows })
     }
-    return new Response(streamRun(run, behavior, init?.signal ?? undefined, fake), {
-      headers: { 'content-type': 'text/event-stream' },
-    })
+    const reportLoad = request.headers.get(LOAD_REPORT_HEADER) === LOAD_REPORT_REQUESTED
+    const load = reportLoad ? loadOf(origin) : undefined
+    return new Response(
+      streamRun(run, behavior, init?.signal ?? undefined, fake, { load, ended }),
+      { headers: { 'content-type': 'text/event-stream' } },
+    )
   })
   return fake
 }
@@ -154,6 +214,7 @@ interface FakeRun {
   runId: string
   steps: number
   count: number
+  guidance: number
   previewEvery: number
   heavySchedule: { every?: number }
 }
@@ -163,6 +224,8 @@ function streamRun(
   behavior: Exclude<BackendBehavior, { kind: 'refuse' } | { kind: 'status' }>,
   signal: AbortSignal | undefined,
   fake: FakeBackends,
+  /** The load `accepted` carries (when asked), and the call that takes the run out of the load. */
+  { load, ended }: { load: BackendLoad | undefined; ended: () => void },
 ): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder()
   const every = run.heavySchedule.every ?? 1
@@ -178,6 +241,7 @@ function streamRun(
       const ignoresAbort = behavior.kind === 'ok' && behavior.ignoresAbort === true
       const stopped = () => signal?.aborted === true && !ignoresAbort
       signal?.addEventListener('abort', () => {
+        ended()
         fake.aborted.push(run.runId)
         if (ignoresAbort) return
         try {
@@ -185,7 +249,7 @@ function streamRun(
         } catch {}
       })
       const runId = run.runId
-      send({ type: 'accepted', runId, queuePosition: 0 })
+      send({ type: 'accepted', runId, queuePosition: 0, ...(load && { load }) })
       send({
         type: 'started',
         runId,
@@ -213,6 +277,8 @@ function streamRun(
           send({ type: 'preview', runId, step, images })
         }
       }
+      // The run is over for the backend once its last event is out (a stalled one when aborted).
+      if (behavior.kind !== 'stall-after') ended()
       if (behavior.kind === 'reset-after') {
         controller.error(new Error('connection reset'))
         return
