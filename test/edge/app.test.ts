@@ -65,6 +65,97 @@ describe('GET /openapi.json', () => {
   })
 })
 
+describe('GET /openapi.json for clients and linters', () => {
+  interface Operation {
+    operationId?: string
+    security?: Record<string, string[]>[]
+    responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }>
+  }
+  const document = async () =>
+    (await (await call('/openapi.json')).json()) as {
+      info: { license?: Record<string, string> }
+      servers: { url: string }[]
+      paths: Record<string, Record<string, Operation>>
+      components: { schemas: Record<string, { oneOf?: Record<string, unknown>[] }> }
+    }
+  const operations = (paths: Record<string, Record<string, Operation>>) =>
+    Object.entries(paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, operation]) => ({
+        route: `${method} ${path}`,
+        operation,
+      })),
+    )
+
+  it('gives every operation a stable operationId and a 4xx answer', async () => {
+    const ids = Object.fromEntries(
+      operations((await document()).paths).map(({ route, operation }) => [
+        route,
+        [
+          operation.operationId,
+          Object.keys(operation.responses).some((status) => /^4/.test(status)),
+        ],
+      ]),
+    )
+    expect(ids).toEqual({
+      'post /v1/generations': ['createGeneration', true],
+      'get /v1/generations/{id}': ['getGeneration', true],
+      'get /v1/generations/{id}/events': ['streamGenerationEvents', true],
+      'post /v1/generations/{id}/cancel': ['cancelGeneration', true],
+      'get /v1/results/{name}': ['getResultImage', true],
+      'get /v1/models': ['listModels', true],
+    })
+  })
+
+  it('says which operations need a key and which are public (security: [])', async () => {
+    const security = Object.fromEntries(
+      operations((await document()).paths).map(({ route, operation }) => [
+        route,
+        operation.security,
+      ]),
+    )
+    const bearer = [{ bearerAuth: [] }]
+    expect(security).toEqual({
+      'post /v1/generations': bearer,
+      'get /v1/generations/{id}': bearer,
+      'get /v1/generations/{id}/events': bearer,
+      'post /v1/generations/{id}/cancel': bearer,
+      'get /v1/results/{name}': [],
+      'get /v1/models': [],
+    })
+  })
+
+  it('names its servers (this edge, then the local stack) and its license', async () => {
+    const { servers, info } = await document()
+    expect(servers.map((server) => server.url)).toEqual(['/', 'http://127.0.0.1:8787'])
+    expect(info.license).toEqual({
+      name: 'UNLICENSED: proprietary, no license is granted',
+      identifier: 'LicenseRef-Proprietary',
+    })
+  })
+
+  it('describes each SSE message as one of the event components, by its event name', async () => {
+    const { paths, components } = await document()
+    const stream = paths['/v1/generations/{id}/events']?.get?.responses['200']?.content
+    expect(stream?.['text/event-stream']?.schema).toEqual({
+      $ref: '#/components/schemas/GenerationEventMessage',
+    })
+    const messages = components.schemas.GenerationEventMessage?.oneOf ?? []
+    expect(
+      messages.map((message) => {
+        const { event, data } = message.properties as Record<
+          string,
+          { enum?: string[]; $ref?: string }
+        >
+        return [event?.enum?.[0], data?.$ref]
+      }),
+    ).toEqual(
+      ['queued', 'retrying', 'started', 'step', 'preview', 'succeeded', 'failed', 'canceled'].map(
+        (name) => [name, `#/components/schemas/${name[0]?.toUpperCase()}${name.slice(1)}Event`],
+      ),
+    )
+  })
+})
+
 describe('GET /docs', () => {
   it('renders a human-readable reference with every operation and no scripts', async () => {
     const response = await call('/docs')

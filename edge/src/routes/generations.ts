@@ -3,6 +3,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import {
   type GenerationRequest,
+  generationEventSchemas,
   generationRequestSchema,
   generationSchema,
   isTerminalStatus,
@@ -42,9 +43,32 @@ const commonErrors = {
   429: problemResponseDoc('Rate limit or concurrent-jobs quota exceeded'),
 }
 
+/**
+ * One message of the event stream, per event name: `event` names it, `id` is what Last-Event-ID resumes
+ * after, `data` (one line of JSON on the wire) is the payload, a component of its own (`StepEvent`, ...).
+ */
+const eventMessages = Object.entries(generationEventSchemas).map(([name, data]) =>
+  z.strictObject({
+    event: z.literal(name),
+    id: z.string().regex(/^\d+$/),
+    data: data.meta({ id: `${name[0]?.toUpperCase()}${name.slice(1)}Event` }),
+  }),
+)
+type EventMessage = (typeof eventMessages)[number]
+const eventMessageSchema = z
+  // A oneOf discriminated by `event`; generationEventSchemas has eight entries, so the list is not empty.
+  .discriminatedUnion('event', eventMessages as [EventMessage, ...EventMessage[]])
+  .meta({
+    id: 'GenerationEventMessage',
+    description:
+      'One server-sent event of `GET /v1/generations/{id}/events`, by its fields: `event: step`, ' +
+      '`id: 12`, `data: {...}`. Comment lines (`: heartbeat`, `: dropped: …`) carry no event.',
+  })
+
 const createGeneration = createRoute({
   method: 'post',
   path: '/v1/generations',
+  operationId: 'createGeneration',
   summary: 'Create a generation',
   description:
     'Starts a job, joins an identical one in flight, or answers 200 from cache; in each case the ' +
@@ -79,6 +103,7 @@ const createGeneration = createRoute({
 const getGeneration = createRoute({
   method: 'get',
   path: '/v1/generations/{id}',
+  operationId: 'getGeneration',
   summary: 'Get a generation',
   security,
   request: { params: idParams },
@@ -92,6 +117,7 @@ const getGeneration = createRoute({
 const streamEvents = createRoute({
   method: 'get',
   path: '/v1/generations/{id}/events',
+  operationId: 'streamGenerationEvents',
   summary: 'Stream a generation’s events (SSE)',
   description:
     'Events `queued`, `started`, `step`, `preview`, `retrying`, `succeeded`, `failed`, `canceled`, ' +
@@ -112,8 +138,10 @@ const streamEvents = createRoute({
   },
   responses: {
     200: {
-      description: 'Server-sent events',
-      content: { [SSE_CONTENT_TYPE]: { schema: z.string() } },
+      description:
+        'Server-sent events; the schema describes each message (`GenerationEventMessage`), not the ' +
+        'stream as one value',
+      content: { [SSE_CONTENT_TYPE]: { schema: eventMessageSchema } },
     },
     404: problemResponseDoc('No such generation (or not one of this key)'),
     ...commonErrors,
@@ -124,6 +152,7 @@ const streamEvents = createRoute({
 const cancelGeneration = createRoute({
   method: 'post',
   path: '/v1/generations/{id}/cancel',
+  operationId: 'cancelGeneration',
   summary: 'Cancel a generation',
   description:
     'Cancels the job for the calling key: its streams end with `canceled`, its webhook reports ' +

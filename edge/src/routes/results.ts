@@ -10,10 +10,13 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable'
 const getResultImage = createRoute({
   method: 'get',
   path: '/v1/results/{name}',
+  operationId: 'getResultImage',
   summary: 'Get a result image',
   description:
     '`<key>.png` for a single image, `<key>-<i>.png` for image i of several. Public, immutable, ' +
     'cacheable; keys are unguessable.',
+  // Public: no API key.
+  security: [],
   request: {
     params: z.object({ name: z.string().max(80) }),
   },
