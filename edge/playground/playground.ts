@@ -12,6 +12,8 @@ import type { Generation, GenerationRequest, Model } from '../../shared/generati
 import type { Problem } from '../../shared/problem.ts'
 
 const KEY_STORAGE = 'dualrate.apiKey'
+/** The fragment parameter of the link `npm start` prints: `/#key=dr_…`. */
+const KEY_FRAGMENT = 'key'
 /** Previews per run: about ten, whatever the step count. */
 const PREVIEWS_PER_RUN = 10
 
@@ -59,8 +61,9 @@ const storedKey = () => localStorage.getItem(KEY_STORAGE) ?? ''
 const client = () => new ApiClient({ apiBase: location.origin, apiKey: storedKey() })
 
 async function start(): Promise<void> {
+  const linked = takeKeyFromFragment()
   ui.keyInput.value = storedKey()
-  showKeyStatus()
+  showKeyStatus(linked ? 'Key from the link saved in this browser.' : undefined)
   ui.keyForm.addEventListener('submit', (event) => {
     event.preventDefault()
     localStorage.setItem(KEY_STORAGE, ui.keyInput.value.trim())
@@ -96,6 +99,26 @@ async function start(): Promise<void> {
   ui.guidance.max = String(model.limits.maxGuidance)
   ui.seed.max = String(model.limits.maxSeed)
   ui.generate.disabled = false
+}
+
+/**
+ * Saves a key passed as `#key=…` (the link `npm start` prints; a browser never sends the fragment to a
+ * server) and removes it from the address bar and this history entry. True when there was one.
+ */
+function takeKeyFromFragment(): boolean {
+  const fragment = new URLSearchParams(location.hash.slice(1))
+  const key = fragment.get(KEY_FRAGMENT)?.trim()
+  if (key === undefined) return false
+  fragment.delete(KEY_FRAGMENT)
+  const rest = fragment.toString()
+  history.replaceState(
+    history.state,
+    '',
+    `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`,
+  )
+  if (!key) return false
+  localStorage.setItem(KEY_STORAGE, key)
+  return true
 }
 
 function showKeyStatus(message?: string): void {

@@ -1,7 +1,9 @@
 // `npm start`: the whole system on this machine. The gpu-service on CPU with the committed models and the
 // edge under `wrangler dev` (local Durable Objects, R2 and KV in .wrangler/state), sharing a generated
 // HMAC secret (.dev/hmac-secret); a local API key in that KV, kept across restarts in .dev/local.json
-// with the API base, so the CLI and tests find the stack. Both processes' logs are prefixed; Ctrl-C
+// with the API base, so the CLI and tests find the stack. The banner's playground link carries that key in
+// its fragment (`/#key=…`: a browser never sends the fragment, so no server log sees it), which the page
+// saves in the browser and removes from the address bar. Both processes' logs are prefixed; Ctrl-C
 // stops both. A gpu-service that dies is reported in one line and started again (at most 3 times in
 // 60 s, after 1, 2, 4 s) while the edge keeps running; an edge that dies stops the stack with exit 1.
 // Options: --edge-port (8787), --gpu-service-port (8788), --state (.wrangler/state, the folder
@@ -84,10 +86,11 @@ function readableJson(line: string): string {
 function banner(stack: LocalStack, localFile: string): string {
   const request = JSON.stringify({ class: 'Sneaker', heavySchedule: { every: 4 }, seed: 7 })
   const keyNote = stack.reusedApiKey ? 'kept from the last start' : 'new'
+  const playground = `${stack.edgeUrl}/#key=${encodeURIComponent(stack.apiKey)}`
   return [
     '',
     paint('bold', 'Dual-Rate is running.'),
-    `  Playground   ${paint('underline', `${stack.edgeUrl}/`)}`,
+    `  Playground   ${paint('underline', playground)}   (saves the key in your browser)`,
     `  API base     ${stack.edgeUrl}   (routes under /v1; reference ${stack.edgeUrl}/docs)`,
     `  API key      ${stack.apiKey}   (${keyNote}; both saved in ${localFile})`,
     `  gpu-service  ${stack.backendUrl}   (CPU, gpu-service/models)`,

@@ -9,9 +9,11 @@ import { freePort } from '../../edge/scripts/local-stack.ts'
 const stack = inject('stack')
 
 describe('npm start', () => {
-  it('prints the playground URL, the API base, the key and a curl example', () => {
+  it('prints the playground URL carrying the key in its fragment, the API base, the key and a curl example', () => {
     const output = stack.startOutput
-    expect(output).toContain(`Playground   ${stack.apiBase}/`)
+    expect(output).toContain(
+      `Playground   ${stack.apiBase}/#key=${stack.apiKey}   (saves the key in your browser)`,
+    )
     expect(output).toContain(`API base     ${stack.apiBase}   (routes under /v1;`)
     expect(output).toContain(`API key      ${stack.apiKey}   (new; both saved in ${stack.devDir}`)
     expect(output).toContain(

@@ -92,6 +92,39 @@ describe('the playground page', () => {
     await page.close()
   })
 
+  it('takes the key from the link npm start prints and removes it from the address bar', async () => {
+    const link = /^ {2}Playground {3}(\S+)/m.exec(stack.startOutput)?.[1] ?? ''
+    expect(link).toBe(`${stack.apiBase}/#key=${stack.apiKey}`)
+    const page = await (await browser.newContext()).newPage()
+    const requested: string[] = []
+    page.on('request', (request) => requested.push(request.url()))
+    await page.goto(link)
+    await expect
+      .poll(() => page.getByRole('status').first().textContent())
+      .toBe('Key from the link saved in this browser.')
+    expect(page.url()).toBe(`${stack.apiBase}/`)
+    expect(await page.evaluate("localStorage.getItem('dualrate.apiKey')")).toBe(stack.apiKey)
+    expect(await page.getByLabel('API key', { exact: true }).inputValue()).toBe(stack.apiKey)
+    // No request carries the key outside the fragment (which Chromium never sends).
+    const sent = requested.map((address) => address.replace(/#.*$/, ''))
+    expect(sent.filter((address) => address.includes(stack.apiKey))).toEqual([])
+
+    // The saved key works: a run needs no pasting.
+    await expect.poll(() => page.getByRole('combobox', { name: 'Class' }).inputValue()).toBe('7')
+    await setOptions(page, { Steps: '4', 'Heavy encoder every K steps': '2', Guidance: '1' })
+    await page.getByRole('spinbutton', { name: 'Seed' }).fill('2403')
+    await page.getByRole('button', { name: 'Generate' }).click()
+    await page
+      .getByRole('img', { name: 'Generated Sneaker, seed 2403' })
+      .waitFor({ timeout: 60_000 })
+    await page.reload()
+    expect(page.url()).toBe(`${stack.apiBase}/`)
+    await expect
+      .poll(() => page.getByRole('status').first().textContent())
+      .toBe('A key is saved in this browser.')
+    await page.close()
+  })
+
   it('keeps the API key in the browser across reloads', async () => {
     const { page } = await openPlayground()
     await page.reload()
