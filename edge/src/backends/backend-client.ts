@@ -230,10 +230,17 @@ export type LoadAnswer =
   | { kind: 'unsupported' }
   | { kind: 'failed'; reason: string; backendDown: boolean }
 
+/** Tries of one GET /v1/load that fails before any answer (see fetchLoad). */
+const LOAD_TRIES = 3
+
 /**
  * Asks a backend for its load (signed GET /v1/load/{probeId}, a fresh id each time: the signature
  * covers the path, and the backend refuses a signature it has seen, so two asks in the same second
- * must sign different paths). Never throws; gives up after `timeoutMs`.
+ * must sign different paths). A request that fails before any answer is sent again, up to LOAD_TRIES
+ * in all: it is idempotent, and under load wrangler dev's fetch failed this way ("Network connection
+ * lost") three times in a row against a gpu-service that was up and answering, which opened its breaker
+ * (a pooled keep-alive connection the service had just closed, most likely). A dead backend refuses
+ * all of them within milliseconds. Never throws; gives up after `timeoutMs` in all.
  *
  * @example
  * const answer = await fetchLoad(backendUrl, secret, requestId, 500)
@@ -245,13 +252,18 @@ export async function fetchLoad(
   requestId: string,
   timeoutMs: number,
 ): Promise<LoadAnswer> {
-  const path = `/v1/load/${crypto.randomUUID()}`
-  try {
-    const headers = { ...(await signRequest(secret, 'GET', path, '')), 'x-request-id': requestId }
-    const response = await fetch(`${backendUrl}${path}`, {
-      headers,
-      signal: AbortSignal.timeout(timeoutMs),
-    })
+  const signal = AbortSignal.timeout(timeoutMs)
+  let reason = ''
+  for (let attempt = 1; attempt <= LOAD_TRIES && !signal.aborted; attempt++) {
+    const path = `/v1/load/${crypto.randomUUID()}`
+    let response: Response
+    try {
+      const headers = { ...(await signRequest(secret, 'GET', path, '')), 'x-request-id': requestId }
+      response = await fetch(`${backendUrl}${path}`, { headers, signal })
+    } catch (error) {
+      reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      continue
+    }
     if (response.status === 404) {
       await response.body?.cancel()
       return { kind: 'unsupported' }
@@ -265,13 +277,15 @@ export async function fetchLoad(
         backendDown: response.status >= 500,
       }
     }
-    const parsed = loadResponseSchema.safeParse(await response.json())
+    const parsed = loadResponseSchema.safeParse(await response.json().catch(() => undefined))
     if (!parsed.success)
       return { kind: 'failed', reason: 'sent an invalid load', backendDown: false }
     return { kind: 'load', load: parsed.data.load }
-  } catch (error) {
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-    return { kind: 'failed', reason, backendDown: true }
+  }
+  return {
+    kind: 'failed',
+    reason: signal.aborted ? `no answer within ${timeoutMs} ms` : reason,
+    backendDown: true,
   }
 }
 

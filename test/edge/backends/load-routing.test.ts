@@ -94,6 +94,23 @@ describe('load-aware routing', () => {
     expect(viewBackend(origins()[0] ?? A).load).toMatchObject({ capacityRows: 256 })
   })
 
+  it('asks again at once when a load request fails before any answer, and counts one failure', async () => {
+    let lost = 2
+    const fetchBefore = globalThis.fetch
+    globalThis.fetch = async (input, init) => {
+      const url = new Request(input, init).url
+      if (url.startsWith(`${A}/v1/load`) && lost-- > 0) throw new Error('Network connection lost.')
+      return fetchBefore(input, init)
+    }
+    try {
+      await chooseBackend({ urls: [A, B], tried: new Set(), secret: SECRET, requestId: 'lost' })
+    } finally {
+      globalThis.fetch = fetchBefore
+    }
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0 })
+    expect(viewBackend(A).load).toMatchObject({ capacityRows: 256 })
+  })
+
   it('signs every GET /v1/load on a path of its own (a repeated signature is refused)', async () => {
     for (let index = 0; index < 3; index++) {
       forgetFleet()
@@ -254,9 +271,10 @@ describe('circuit breaker per backend', () => {
     expect([await choose(), await choose()]).toEqual([A, A])
     expect(await choose()).toBe(B)
     expect(viewBackend(A)).toMatchObject({ breaker: 'open', failures: 3 })
-    expect(fakes.loadRequests().filter((each) => each.url.startsWith(A))).toHaveLength(3)
+    // Each refresh tries three times (a connection lost before any answer may be a stale one).
+    expect(fakes.loadRequests().filter((each) => each.url.startsWith(A))).toHaveLength(9)
     expect(await choose()).toBe(B)
-    expect(fakes.loadRequests().filter((each) => each.url.startsWith(A))).toHaveLength(3)
+    expect(fakes.loadRequests().filter((each) => each.url.startsWith(A))).toHaveLength(9)
   })
 })
 
