@@ -1,8 +1,11 @@
-// Prometheus metrics of the service (prom-client): runs by outcome, queue depth, active runs, model calls,
-// rows per call, step latency and the execution providers in use. One registry per service, so tests can
-// run several services at once.
+// Prometheus metrics of the service (prom-client): runs by outcome, queue depth, active runs, rows in use,
+// waiting and available, model calls, rows per call, step latency and the execution providers in use. One
+// registry per service, so tests can run several services at once.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { RunOutcome, SchedulerTelemetry, StepScheduler } from '../scheduler/step-scheduler.ts'
+
+/** What the gauges read from the scheduler at each scrape. */
+type WatchedScheduler = Pick<StepScheduler<unknown>, 'queueDepth' | 'activeRuns' | 'load'>
 
 /** Outcome label of runs_total: how a run ended, or `rejected` when it was never accepted. */
 export type RunOutcomeLabel = RunOutcome | 'rejected'
@@ -11,8 +14,8 @@ export interface ServiceMetrics {
   registry: Registry
   /** What the scheduler reports, turned into counters and histograms. */
   telemetry: SchedulerTelemetry
-  /** Reads queue depth and active runs from the scheduler at each scrape. */
-  watch(scheduler: Pick<StepScheduler<unknown>, 'queueDepth' | 'activeRuns'>): void
+  /** Reads queue depth, active runs and rows, and row capacity from the scheduler at each scrape. */
+  watch(scheduler: WatchedScheduler): void
   runRejected(): void
   /** Records the providers the loaded sessions run on: dualrate_execution_provider{provider} 1. */
   executionProvidersInUse(providers: readonly string[]): void
@@ -31,7 +34,7 @@ export function createServiceMetrics(): ServiceMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
-  let scheduler: Pick<StepScheduler<unknown>, 'queueDepth' | 'activeRuns'> | undefined
+  let scheduler: WatchedScheduler | undefined
 
   const runs = new Counter({
     name: 'dualrate_runs_total',
@@ -53,6 +56,32 @@ export function createServiceMetrics(): ServiceMetrics {
     registers,
     collect() {
       this.set(scheduler?.activeRuns ?? 0)
+    },
+  })
+  // Rows, not runs, are what fills the models: a 64-image guided run is 128 rows, a one-image run 1.
+  // Autoscaling (deploy/k8s) compares the rows in use and waiting with the rows that may step at once.
+  new Gauge({
+    name: 'dualrate_active_rows',
+    help: 'Image rows of the runs stepping now (guided images count twice)',
+    registers,
+    collect() {
+      this.set(scheduler?.load.activeRows ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'dualrate_queued_rows',
+    help: 'Image rows of the runs waiting for a slot',
+    registers,
+    collect() {
+      this.set(scheduler?.load.queuedRows ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'dualrate_capacity_rows',
+    help: 'Image rows that may step at once (DUALRATE_MAX_ACTIVE_ROWS); 0 until the models are loaded',
+    registers,
+    collect() {
+      this.set(scheduler?.load.capacityRows ?? 0)
     },
   })
   const modelCalls = new Counter({

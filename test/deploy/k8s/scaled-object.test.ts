@@ -56,7 +56,13 @@ describe('the KEDA ScaledObject of deploy/k8s/base', () => {
     expect(triggers().map((trigger) => trigger.type)).toEqual(['prometheus', 'prometheus'])
     const queried = queries().flatMap(metricNamesIn)
     expect(queried).toEqual(
-      expect.arrayContaining(['dualrate_active_runs', 'dualrate_queue_depth']),
+      expect.arrayContaining([
+        'dualrate_active_runs',
+        'dualrate_queue_depth',
+        'dualrate_active_rows',
+        'dualrate_queued_rows',
+        'dualrate_capacity_rows',
+      ]),
     )
     expect(queried.filter((name) => !exported.includes(name))).toEqual([])
   })
@@ -105,6 +111,16 @@ describe('the KEDA ScaledObject of deploy/k8s/base', () => {
     expect(inFlight?.metricType).toBe('AverageValue')
     expect(Number(inFlight?.metadata.threshold)).toBeGreaterThan(0)
     expect(Number(inFlight?.metadata.threshold)).toBeLessThan(maxActiveRuns)
+  })
+
+  it('holds the rows in use and waiting below the rows the replicas may step at once', () => {
+    const rows = triggers().find((trigger) =>
+      metricNamesIn(trigger.metadata.query ?? '').includes('dualrate_capacity_rows'),
+    )
+    // A ratio of the whole fleet: Value, not AverageValue (which divides by replicas).
+    expect(rows?.metricType).toBe('Value')
+    expect(Number(rows?.metadata.threshold)).toBeGreaterThan(0)
+    expect(Number(rows?.metadata.threshold)).toBeLessThan(1)
   })
 
   it('keeps more replicas than the PodDisruptionBudget may take down at once', () => {
