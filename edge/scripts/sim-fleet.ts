@@ -10,6 +10,7 @@
 // Reports images/s, latency POST to end (p50/p95/p99) and how the jobs spread over the backends (each
 // gpu-service's `run ended` log lines, matched to the jobs by run id), and writes docs/reliability/
 // fleet.json and fleet.md. Exits 1 when the fault phase lost a job or changed a pixel. Loopback only.
+import { createWriteStream } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -20,8 +21,9 @@ import { type LocalStack, startLocalStack } from './local-stack.ts'
 import { type LatencySummary, round, summarize } from './percentiles.ts'
 
 const USAGE = `usage: npm run sim:fleet -- [--seconds 60] [--concurrency 16] [--steps 50]
-  [--threads 2,2,1] [--phases rotation,load,faults] [--sigterm-at 20] [--sigkill-at 40]
-  [--verify all|N] [--out docs/reliability]`
+  [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--phases rotation,load,faults]
+  [--sigterm-at 20] [--sigkill-at 40] [--verify all|N] [--out docs/reliability] [--name fleet]
+  [--log FILE]`
 
 const PHASES = ['rotation', 'load', 'faults'] as const
 type Phase = (typeof PHASES)[number]
@@ -34,11 +36,14 @@ function options() {
         concurrency: { type: 'string', default: '16' },
         steps: { type: 'string', default: '50' },
         threads: { type: 'string', default: '2,2,1' },
+        'backend-env': { type: 'string', multiple: true, default: [] },
+        name: { type: 'string', default: 'fleet' },
         phases: { type: 'string', default: PHASES.join(',') },
         'sigterm-at': { type: 'string', default: '20' },
         'sigkill-at': { type: 'string', default: '40' },
         verify: { type: 'string', default: 'all' },
         out: { type: 'string', default: 'docs/reliability' },
+        log: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -61,19 +66,37 @@ function options() {
         throw new Error(`--phases takes ${PHASES.join(', ')}, not ${phase}`)
       }
     }
+    // N:NAME=VALUE adds to the Nth gpu-service's environment, e.g. 3:DUALRATE_MAX_ACTIVE_RUNS=1.
+    const backendEnv: Record<string, string>[] = [{}, {}, {}]
+    for (const entry of values['backend-env']) {
+      const match = /^([123]):([A-Z_][A-Z0-9_]*)=(.*)$/.exec(entry)
+      if (!match) throw new Error(`--backend-env takes N:NAME=VALUE with N 1 to 3, not ${entry}`)
+      const [, index, name, value] = match as unknown as [string, string, string, string]
+      ;(backendEnv[Number(index) - 1] as Record<string, string>)[name] = value
+    }
+    if (!/^[a-z0-9-]+$/.test(values.name)) {
+      throw new Error(`--name takes lower-case letters, digits and -, not ${values.name}`)
+    }
     const seconds = whole(values.seconds, 'seconds', 1, 3600)
-    const sigtermAt = whole(values['sigterm-at'], 'sigterm-at', 0, seconds)
-    const sigkillAt = whole(values['sigkill-at'], 'sigkill-at', 0, seconds)
+    // The faults land within the load (only checked when the fault phase runs).
+    const faultLimit = phases.includes('faults') ? seconds : 3600
+    const sigtermAt = whole(values['sigterm-at'], 'sigterm-at', 0, faultLimit)
+    const sigkillAt = whole(values['sigkill-at'], 'sigkill-at', 0, faultLimit)
     return {
       seconds,
       concurrency: whole(values.concurrency, 'concurrency', 1, 256),
       steps: whole(values.steps, 'steps', 1, 1000),
       threads,
+      backendEnv,
+      /** The report's file name, without .json / .md. */
+      name: values.name,
       phases: phases as Phase[],
       sigtermAt,
       sigkillAt,
       verify: values.verify === 'all' ? Infinity : whole(values.verify, 'verify', 0, 1_000_000),
       out: values.out,
+      /** Every output line of the stacks' processes goes here (wrangler at log level info). */
+      log: values.log,
     }
   } catch (error) {
     console.error(`npm run sim:fleet: ${(error as Error).message}\n\n${USAGE}`)
@@ -82,6 +105,7 @@ function options() {
 }
 
 const settings = options()
+const log = settings.log === undefined ? undefined : createWriteStream(settings.log)
 const PREFER_WAIT_SECONDS = 60
 /** After the load stops, jobs not yet ended are polled for at most this long. */
 const DRAIN_TIMEOUT_MS = 120_000
@@ -308,13 +332,17 @@ async function runPhase(phaseName: Phase): Promise<PhaseReport> {
     `sim:fleet: ${phaseName}: starting 3 gpu-services (intra-op threads ${settings.threads.join(', ')}) and the edge (BACKEND_ROUTING=${routing})…`,
   )
   const stack = await startLocalStack({
-    backends: settings.threads.map((threads) => ({
-      env: { DUALRATE_INTRA_OP_THREADS: String(threads) },
+    backends: settings.threads.map((threads, index) => ({
+      env: { DUALRATE_INTRA_OP_THREADS: String(threads), ...settings.backendEnv[index] },
     })),
     edgeVars: { BACKEND_ROUTING: routing },
     concurrentJobs: settings.concurrency * 2,
     requestsPerMinute: 100_000,
-    onLog: (source, line) => phase.onLine(source, line),
+    onLog: (source, line) => {
+      phase.onLine(source, line)
+      log?.write(`${phaseName} ${source} ${line}\n`)
+    },
+    ...(log && { edgeLogLevel: 'info' as const }),
   })
   try {
     // Warm the worker, the job objects and each backend's first batched calls; not measured.
@@ -467,6 +495,15 @@ async function comparePixels(stack: LocalStack, phase: PhaseRun): Promise<PixelC
   return { compared: sample.length, identical, differing, survivor: survivor.name }
 }
 
+/** "2 threads", with the extra environment of that gpu-service. */
+function describeBackend(index: number): string {
+  const threads = settings.threads[index] ?? 0
+  const extra = Object.entries(settings.backendEnv[index] ?? {}).map(
+    ([name, value]) => `${name}=${value}`,
+  )
+  return [`${threads} intra-op thread${threads > 1 ? 's' : ''}`, ...extra].join(', ')
+}
+
 function markdownTable(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows].map((row) => row.map(String))
   const widths = header.map((_, column) =>
@@ -512,6 +549,7 @@ async function main(): Promise<number> {
     setup: {
       stack: 'wrangler dev (local workerd) + 3 gpu-services on CPU, loopback, all on this machine',
       intraOpThreads: settings.threads,
+      backendEnv: settings.backendEnv,
       seconds: settings.seconds,
       concurrency: settings.concurrency,
       request: { count: 1, steps: settings.steps, heavyEvery: 4, guidance: 'default (1)' },
@@ -523,7 +561,10 @@ async function main(): Promise<number> {
     faultsPassed,
   }
   await mkdir(settings.out, { recursive: true })
-  await writeFile(join(settings.out, 'fleet.json'), `${JSON.stringify(report, null, 2)}\n`)
+  await writeFile(
+    join(settings.out, `${settings.name}.json`),
+    `${JSON.stringify(report, null, 2)}\n`,
+  )
   const rows = phases.map((phase) => [
     phase.phase,
     phase.routing,
@@ -563,9 +604,9 @@ async function main(): Promise<number> {
       ? `faults: ${faults.jobs.accepted} accepted, ${faults.jobs.succeeded} succeeded, ${faults.jobs.failedOver} failed over; pixels ${faults.pixels?.identical}/${faults.pixels?.compared} identical to direct runs on ${faults.pixels?.survivor}; ${faults.failures.count} failures`
       : '',
   ]
-  await writeFile(join(settings.out, 'fleet.md'), markdownReport(report, phases, table))
+  await writeFile(join(settings.out, `${settings.name}.md`), markdownReport(report, phases, table))
   console.log(`\n${summaryLines.join('\n')}`)
-  console.log(`written to ${join(settings.out, 'fleet.json')} and fleet.md`)
+  console.log(`written to ${join(settings.out, settings.name)}.json and .md`)
   return faultsPassed ? 0 : 1
 }
 
@@ -589,16 +630,16 @@ function markdownReport(
       `- ${phase.phase}: ${Object.entries(phase.backends)
         .map(
           ([name, backend]) =>
-            `${name} (${backend.intraOpThreads} thread${backend.intraOpThreads > 1 ? 's' : ''}) ${backend.jobs} jobs, p95 ${backend.latencyMs.p95} ms`,
+            `${name} ${backend.jobs} jobs, p50 ${backend.latencyMs.p50} ms, p95 ${backend.latencyMs.p95} ms`,
         )
         .join('; ')}`,
   )
   return `# Fleet simulation (npm run sim:fleet)
 
 Measured ${report.measuredAt} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}) with
-\`${report.command}\`. Figures: [fleet.json](fleet.json).
+\`${report.command}\`. Figures: [${settings.name}.json](${settings.name}.json).
 
-Three gpu-services on CPU (ONNX Runtime intra-op threads ${settings.threads.join(', ')}) behind the edge under
+Three gpu-services on CPU (${settings.threads.map((_, index) => `${index + 1}: ${describeBackend(index)}`).join('; ')}) behind the edge under
 \`wrangler dev\`, each phase on a fresh stack: ${settings.concurrency} callers in a closed loop for
 ${settings.seconds} s, each sending a one-image ${settings.steps}-step job (heavy every 4, a fresh seed, so no cache
 hit) and waiting for its end (\`Prefer: wait=60\`). Latency is the caller's, POST to the job's end.
@@ -624,14 +665,15 @@ ${
 ## What this can and cannot show
 
 Everything runs on this one machine: three compute-bound gpu-services, workerd and wrangler's proxy, and the
-load generator share its ${machine.cores} cores. "Uneven" therefore means a smaller share of the same cores,
-not a smaller machine: the gpu-service with one intra-op thread gets fewer time slices when all are busy, so its
-runs take longer. Since every backend draws on the same cores, routing cannot add capacity here; throughput is
-bounded by the machine, and what routing changes is where jobs queue: how many wait behind the slow backend.
-On a real fleet of separate machines, load-aware routing would also keep the fast machines busier; that is not
-measured. \`wrangler dev\` runs every job object in one isolate, so the edge's fleet state is one shared view
-here; in production each isolate learns alone. Each policy ran once, one after the other, on a machine that
-other work may share (the load averages are in the table): differences of a few percent are noise.
+load generator share its ${machine.cores} cores, so the gpu-services' threads oversubscribe them. "Uneven" can
+therefore only mean a different share of the same cores (fewer ONNX Runtime threads) or a different admission
+policy (\`DUALRATE_MAX_ACTIVE_RUNS\`), not a smaller machine; the per-backend latencies above show how uneven
+the fleet really was. Since every backend draws on the same cores, routing cannot add capacity here:
+throughput is bounded by the machine, and what routing changes is where jobs queue. On a fleet of separate
+machines, load-aware routing would also keep the fast ones busier; that is not measured. \`wrangler dev\` runs
+every job object in one isolate, so the edge's fleet state is one shared view here; in production each isolate
+learns alone. Each policy ran once, one after the other, on a machine that other work may share (the load
+averages are in the table): differences of a few percent are noise.
 `
 }
 
