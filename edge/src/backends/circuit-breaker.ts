@@ -70,9 +70,14 @@ export class CircuitBreaker {
     return state === 'closed' || (state === 'half-open' && !this.#probing)
   }
 
-  /** An attempt starts; when half-open it is the probe, and no other gets through until it ends. */
-  begin(now: number): void {
-    if (this.state(now) === 'half-open') this.#probing = true
+  /**
+   * An attempt starts; when half-open it is the probe, and no other gets through until it ends. Returns
+   * whether it is the probe (only the probe may be `released`).
+   */
+  begin(now: number): boolean {
+    if (this.state(now) !== 'half-open' || this.#probing) return false
+    this.#probing = true
+    return true
   }
 
   /** The backend did its work: closed, and the count starts again. */

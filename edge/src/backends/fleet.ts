@@ -241,7 +241,7 @@ export interface AttemptRecord {
  */
 export function beginAttempt(url: string, rows: number): AttemptRecord {
   const state = stateOf(url)
-  state.breaker.begin(Date.now())
+  const probe = state.breaker.begin(Date.now())
   state.inFlightRows += rows
   const reportAtBegin = state.report
   if (reportAtBegin) reportAtBegin.startedRows += rows
@@ -266,7 +266,7 @@ export function beginAttempt(url: string, rows: number): AttemptRecord {
       recordBackendFailure(url, reason, now)
     },
     ended() {
-      if (!verdict) state.breaker.released()
+      if (probe && !verdict) state.breaker.released()
       state.inFlightRows -= rows
       // Counted in the report it began under (startedRows), or in a later one if it was live by then.
       const report = state.report

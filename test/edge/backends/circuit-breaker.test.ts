@@ -40,8 +40,9 @@ describe('CircuitBreaker', () => {
     expect(breaker.allows(1_099)).toBe(false)
     expect(breaker.state(1_100)).toBe('half-open')
     expect(breaker.allows(1_100)).toBe(true)
-    breaker.begin(1_100)
+    expect(breaker.begin(1_100)).toBe(true)
     expect(breaker.allows(1_100)).toBe(false)
+    expect(breaker.begin(1_100)).toBe(false)
     expect(breaker.allows(5_000)).toBe(false)
   })
 
