@@ -162,10 +162,25 @@ class PhaseRun {
     if (this.failures.length <= 10) console.error(`sim:fleet: ${message}`)
   }
 
-  /** A gpu-service output line: keeps its `run ended` lines while the phase measures. */
+  /** gpu-service names by URL, to name backends in the edge's log lines. */
+  backendNames = new Map<string, string>()
+
+  /**
+   * An output line while the phase measures: a gpu-service's `run ended`; the edge's routing warnings
+   * (breaker opened or closed, draining) and a reload of the worker, as events.
+   */
   onLine(source: string, line: string): void {
-    if (!this.measuring || !source.startsWith('gpu-service') || !line.includes('"run ended"'))
+    if (!this.measuring) return
+    if (source === 'edge') {
+      // wrangler dev rebuilds and reloads the worker when a source file changes: in-flight requests drop.
+      if (/Parsed \d+ valid header rule|Reloading/.test(line))
+        this.note('wrangler dev reloaded the worker')
+      const warning = /\{"level":"warn","msg":"(backend [a-z ]+)","backend":"([^"]+)"/.exec(line)
+      if (warning)
+        this.note(`edge: ${warning[1]}: ${this.backendNames.get(warning[2] ?? '') ?? warning[2]}`)
       return
+    }
+    if (!source.startsWith('gpu-service') || !line.includes('"run ended"')) return
     let entry: { msg?: string; runId?: string; outcome?: string }
     try {
       entry = JSON.parse(line)
@@ -353,12 +368,13 @@ async function runPhase(phaseName: Phase): Promise<PhaseReport> {
       }),
     )
     for (const key of Object.keys(phase.answers)) delete phase.answers[key]
-    phase.measuring = true
+    for (const child of stack.backends) phase.backendNames.set(child.url, child.name)
     const loadAtStart = round(loadavg()[0] ?? 0)
     console.log(
       `sim:fleet: ${phaseName}: ${settings.concurrency} callers for ${settings.seconds} s, ${settings.steps}-step jobs (load average ${loadAtStart})…`,
     )
     phase.startedAt = Date.now()
+    phase.measuring = true
     const deadline = phase.startedAt + settings.seconds * 1000
     const timers: NodeJS.Timeout[] = []
     if (phaseName === 'faults') {
