@@ -22,7 +22,7 @@ import { powerOfTwoChoices } from './power-of-two.ts'
  * in the fleet moves the figures.
  */
 export const LOAD_MAX_AGE_MS = 2_000
-/** How long a choice waits for GET /v1/load; past it the load is unknown (and the backend failed). */
+/** How long a choice waits for GET /v1/load; past it the load is unknown (the breaker is not told). */
 export const LOAD_REFRESH_TIMEOUT_MS = 500
 /** A backend without GET /v1/load (older than it) is asked again after this long. */
 export const LOAD_ROUTE_RECHECK_MS = 60_000

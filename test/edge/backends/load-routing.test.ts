@@ -5,6 +5,7 @@ import { type FailoverRun, runWithFailover } from '../../../edge/src/backends/fa
 import {
   chooseBackend,
   forgetFleet,
+  LOAD_REFRESH_TIMEOUT_MS,
   LOAD_ROUTE_RECHECK_MS,
   viewBackend,
 } from '../../../edge/src/backends/fleet.ts'
@@ -109,6 +110,26 @@ describe('load-aware routing', () => {
     }
     expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0 })
     expect(viewBackend(A).load).toMatchObject({ capacityRows: 256 })
+  })
+
+  it('waits at most LOAD_REFRESH_TIMEOUT_MS for a load answer, and does not hold a slow one against it', async () => {
+    const fetchBefore = globalThis.fetch
+    globalThis.fetch = async (input, init) => {
+      const request = new Request(input, init)
+      if (!request.url.startsWith(`${A}/v1/load`)) return fetchBefore(input, init)
+      return new Promise((_resolve, reject) => {
+        request.signal.addEventListener('abort', () => reject(request.signal.reason))
+      })
+    }
+    const started = Date.now()
+    try {
+      await chooseBackend({ urls: [A, B], tried: new Set(), secret: SECRET, requestId: 'slow' })
+    } finally {
+      globalThis.fetch = fetchBefore
+    }
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LOAD_REFRESH_TIMEOUT_MS - 20)
+    expect(Date.now() - started).toBeLessThan(LOAD_REFRESH_TIMEOUT_MS + 400)
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0, load: undefined })
   })
 
   it('signs every GET /v1/load on a path of its own (a repeated signature is refused)', async () => {
