@@ -7,9 +7,11 @@
 //   faults    load routing, SIGTERM to the first gpu-service at `--sigterm-at` s (it drains) and SIGKILL
 //             to the third at `--sigkill-at` s. Every accepted job must end `succeeded`, and its PNG
 //             bytes must equal a direct run of the same request on the surviving gpu-service.
-// Reports images/s, latency POST to end (p50/p95/p99) and how the jobs spread over the backends (each
-// gpu-service's `run ended` log lines, matched to the jobs by run id), and writes docs/reliability/
-// fleet.json and fleet.md. Exits 1 when the fault phase lost a job or changed a pixel. Loopback only.
+// `--phases` may name a policy more than once (rotation,load,load,rotation: drift on a shared machine
+// then weighs on both alike); its phases are pooled for the comparison. Reports images/s, latency POST
+// to end (p50/p95/p99) and how the jobs spread over the backends (each gpu-service's `run ended` log
+// lines, matched to the jobs by run id), and writes docs/reliability/fleet.json and fleet.md (`--name`).
+// Exits 1 when a fault phase lost a job or changed a pixel. Loopback only.
 import { createWriteStream } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -333,6 +335,15 @@ interface PhaseReport {
   pixels?: PixelCheck
 }
 
+/** A phase's raw figures, for pooling phases of the same routing (not written out). */
+interface PhaseSample {
+  routing: 'rotation' | 'load'
+  latenciesMs: number[]
+  images: number
+  seconds: number
+}
+const samples = new Map<PhaseReport, PhaseSample>()
+
 interface PixelCheck {
   compared: number
   identical: number
@@ -434,7 +445,8 @@ function summarizePhase(
       runOutcomes: phase.outcomes.get(child.name) ?? {},
     }
   }
-  return {
+  const seconds = (lastEnd - phase.startedAt) / 1000
+  const report: PhaseReport = {
     phase: phaseName,
     routing,
     loadAverage1m: { start: loadAtStart, end: round(loadavg()[0] ?? 0) },
@@ -444,13 +456,36 @@ function summarizePhase(
       failedOver: jobs.filter((job) => (job.attempts ?? 1) > 1).length,
       byEnd,
     },
-    imagesPerSecond: round(succeeded.length / ((lastEnd - phase.startedAt) / 1000)),
+    imagesPerSecond: round(succeeded.length / seconds),
     latencyMs: latency(succeeded),
     backends,
     postAnswers: { ...phase.answers },
     devProxyRetries: phase.devProxyRetries,
     events: phase.events,
     failures: { count: 0, first: [] },
+  }
+  samples.set(report, {
+    routing,
+    latenciesMs: succeeded.map((job) => (job.endedAt as number) - job.sentAt),
+    images: succeeded.length,
+    seconds,
+  })
+  return report
+}
+
+/** The undisturbed phases of one routing policy, pooled: all their jobs, images over summed time. */
+function pooled(phases: PhaseReport[], routing: 'rotation' | 'load') {
+  const mine = phases
+    .filter((phase) => phase.phase === routing)
+    .map((phase) => samples.get(phase) as PhaseSample)
+  if (mine.length === 0) return undefined
+  const images = mine.reduce((sum, sample) => sum + sample.images, 0)
+  const seconds = mine.reduce((sum, sample) => sum + sample.seconds, 0)
+  return {
+    phases: mine.length,
+    jobs: images,
+    imagesPerSecond: round(images / seconds),
+    latencyMs: summarize(mine.flatMap((sample) => sample.latenciesMs)),
   }
 }
 
@@ -511,6 +546,19 @@ async function comparePixels(stack: LocalStack, phase: PhaseRun): Promise<PixelC
   return { compared: sample.length, identical, differing, survivor: survivor.name }
 }
 
+/** How the comparison was made when a policy ran more than once. */
+function pooledNote(phases: PhaseReport[]): string {
+  const runs = phases.filter((phase) => phase.phase === 'rotation').length
+  return runs > 1 ? ` (each policy's ${runs} phases pooled)` : ''
+}
+
+/** A reduction in percent as words: "12.5 % lower", or "3 % higher" for a negative one. */
+function change(reductionPercent: number): string {
+  return reductionPercent >= 0
+    ? `${reductionPercent} % lower`
+    : `${round(-reductionPercent)} % higher`
+}
+
 /** "2 threads", with the extra environment of that gpu-service. */
 function describeBackend(index: number): string {
   const threads = settings.threads[index] ?? 0
@@ -536,9 +584,8 @@ async function main(): Promise<number> {
   const startedAt = new Date().toISOString()
   const phases: PhaseReport[] = []
   for (const phase of settings.phases) phases.push(await runPhase(phase))
-  const byName = Object.fromEntries(phases.map((phase) => [phase.phase, phase]))
-  const rotation = byName.rotation
-  const load = byName.load
+  const rotation = pooled(phases, 'rotation')
+  const load = pooled(phases, 'load')
   const comparison =
     rotation && load
       ? {
@@ -551,8 +598,8 @@ async function main(): Promise<number> {
             load.imagesPerSecond >= rotation.imagesPerSecond,
         }
       : undefined
-  const faults = byName.faults
-  const faultsPassed = faults === undefined || faults.failures.count === 0
+  const faultPhases = phases.filter((phase) => phase.phase === 'faults')
+  const faultsPassed = faultPhases.every((phase) => phase.failures.count === 0)
   const report = {
     measuredAt: startedAt,
     command,
@@ -572,7 +619,9 @@ async function main(): Promise<number> {
       latency: 'POST /v1/generations (Prefer: wait=60) to the job end, client side',
       faults: { sigtermAtSeconds: settings.sigtermAt, sigkillAtSeconds: settings.sigkillAt },
     },
-    phases: byName,
+    phases,
+    /** Each policy's undisturbed phases pooled (the comparison's basis when a policy ran more than once). */
+    byRouting: { rotation, load },
     comparison,
     faultsPassed,
   }
@@ -581,8 +630,8 @@ async function main(): Promise<number> {
     join(settings.out, `${settings.name}.json`),
     `${JSON.stringify(report, null, 2)}\n`,
   )
-  const rows = phases.map((phase) => [
-    phase.phase,
+  const rows: (string | number)[][] = phases.map((phase, index) => [
+    `${index + 1}. ${phase.phase}`,
     phase.routing,
     phase.jobs.accepted,
     phase.jobs.succeeded,
@@ -595,6 +644,23 @@ async function main(): Promise<number> {
       .join(' / '),
     `${phase.loadAverage1m.start} → ${phase.loadAverage1m.end}`,
   ])
+  // A policy that ran more than once gets a pooled row: the comparison is made on those.
+  for (const [routing, pool] of Object.entries({ rotation, load })) {
+    if (!pool || pool.phases < 2) continue
+    const { latencyMs } = pool
+    rows.push([
+      `${routing}, ${pool.phases} phases pooled`,
+      routing,
+      pool.jobs,
+      pool.jobs,
+      pool.imagesPerSecond,
+      latencyMs.p50,
+      latencyMs.p95,
+      latencyMs.p99,
+      '',
+      '',
+    ])
+  }
   const table = markdownTable(
     [
       'phase',
@@ -614,11 +680,12 @@ async function main(): Promise<number> {
     table,
     '',
     comparison
-      ? `load vs rotation: p95 ${comparison.p95ReductionPercent} % lower, p50 ${comparison.p50ReductionPercent} % lower, throughput x${comparison.throughputRatio}; goal (p95 -25 %, throughput >=) ${comparison.goalMet ? 'met' : 'not met'}`
+      ? `load vs rotation: p95 ${change(comparison.p95ReductionPercent)}, p50 ${change(comparison.p50ReductionPercent)}, throughput x${comparison.throughputRatio}; goal (p95 -25 %, throughput >=) ${comparison.goalMet ? 'met' : 'not met'}`
       : '',
-    faults
-      ? `faults: ${faults.jobs.accepted} accepted, ${faults.jobs.succeeded} succeeded, ${faults.jobs.failedOver} failed over; pixels ${faults.pixels?.identical}/${faults.pixels?.compared} identical to direct runs on ${faults.pixels?.survivor}; ${faults.failures.count} failures`
-      : '',
+    ...faultPhases.map(
+      (faults) =>
+        `faults: ${faults.jobs.accepted} accepted, ${faults.jobs.succeeded} succeeded, ${faults.jobs.failedOver} failed over; pixels ${faults.pixels?.identical}/${faults.pixels?.compared} identical to direct runs on ${faults.pixels?.survivor}; ${faults.failures.count} failures`,
+    ),
   ]
   await writeFile(join(settings.out, `${settings.name}.md`), markdownReport(report, phases, table))
   console.log(`\n${summaryLines.join('\n')}`)
@@ -642,8 +709,8 @@ function markdownReport(
   const { machine, comparison } = report
   const faults = phases.find((phase) => phase.phase === 'faults')
   const spread = phases.map(
-    (phase) =>
-      `- ${phase.phase}: ${Object.entries(phase.backends)
+    (phase, index) =>
+      `- ${index + 1}. ${phase.phase}: ${Object.entries(phase.backends)
         .map(
           ([name, backend]) =>
             `${name} ${backend.jobs} jobs, p50 ${backend.latencyMs.p50} ms, p95 ${backend.latencyMs.p95} ms`,
@@ -652,19 +719,20 @@ function markdownReport(
   )
   return `# Fleet simulation (npm run sim:fleet)
 
-Measured ${report.measuredAt} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}) with
-\`${report.command}\`. Figures: [${settings.name}.json](${settings.name}.json).
+Measured ${report.measuredAt} on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}).
+Command: \`${report.command}\`. Figures: [${settings.name}.json](${settings.name}.json).
 
-Three gpu-services on CPU (${settings.threads.map((_, index) => `${index + 1}: ${describeBackend(index)}`).join('; ')}) behind the edge under
-\`wrangler dev\`, each phase on a fresh stack: ${settings.concurrency} callers in a closed loop for
-${settings.seconds} s, each sending a one-image ${settings.steps}-step job (heavy every 4, a fresh seed, so no cache
-hit) and waiting for its end (\`Prefer: wait=60\`). Latency is the caller's, POST to the job's end.
+Three gpu-services on CPU (${settings.threads.map((_, index) => `${index + 1}: ${describeBackend(index)}`).join('; ')})
+behind the edge under \`wrangler dev\`, each phase on a fresh stack, in the order listed: ${settings.concurrency}
+callers in a closed loop for ${settings.seconds} s, each sending a one-image ${settings.steps}-step job (heavy every 4,
+a fresh seed, so no cache hit) and waiting for its end (\`Prefer: wait=60\`). Latency is the caller's, POST to
+the job's end; images/s counts the phase's jobs over the time to its last end.
 
 ${table}
 
 ${
   comparison
-    ? `Load routing against the rotation: p95 ${comparison.p95ReductionPercent} % lower, throughput x${comparison.throughputRatio}. The goal (p95 at least 25 % lower, throughput equal or better) is **${comparison.goalMet ? 'met' : 'not met'}** in this run.`
+    ? `Load routing against the rotation${pooledNote(phases)}: p95 ${change(comparison.p95ReductionPercent)}, throughput x${comparison.throughputRatio}. The goal (p95 at least 25 % lower, throughput equal or better) is **${comparison.goalMet ? 'met' : 'not met'}** in this run.`
     : ''
 }
 
