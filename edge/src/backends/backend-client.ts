@@ -9,6 +9,7 @@ import {
   LOAD_REPORT_HEADER,
   LOAD_REPORT_REQUESTED,
   loadResponseSchema,
+  RUN_PROBLEM_TYPES,
   type RunEvent,
   type RunRequest,
   runEventSchema,
@@ -191,8 +192,11 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
  */
 function httpFailure(backendUrl: string, status: number, body: string): BackendFailure {
   const retryable = status >= 500 || status === 429 || status === 401 || status === 403
+  // A service that refuses the run because it is shutting down says so with the run-shutdown type.
+  const draining = (parseJson(body) as { type?: unknown }).type === RUN_PROBLEM_TYPES.shutdown
   return new BackendFailure(`${backendUrl} answered ${status}: ${body.slice(0, 300)}`, {
     retryable,
+    draining,
     status: 502,
     publicDetail: retryable ? BACKEND_TROUBLE : 'The GPU backend refused the run.',
   })

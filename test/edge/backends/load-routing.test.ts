@@ -166,6 +166,15 @@ describe('load-aware routing', () => {
     expect(count(A)).toBe(1)
   })
 
+  it('takes a 503 refusal of type run-shutdown as draining: no second job is sent there', async () => {
+    fakes.set(A, { kind: 'status', status: 503, type: RUN_PROBLEM_TYPES.shutdown })
+    fakes.setLoad(A, 'legacy') // no GET /v1/load to say otherwise
+    fakes.setLoad(B, { activeRows: 50 }) // B busier than A, so A is tried first
+    for (let index = 0; index < 3; index++) await failover({ backendUrls: [A, B] })
+    expect(origins()).toEqual([A, B, B, B])
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', load: { draining: true } })
+  })
+
   it('still works with backends older than load reports (accepted without load, no /v1/load)', async () => {
     fakes.setLoad(A, 'legacy')
     fakes.setLoad(B, 'legacy')

@@ -33,8 +33,8 @@ export type BackendBehavior =
     }
   /** Connection refused: fetch rejects. */
   | { kind: 'refuse' }
-  /** Answers this status with a problem body. */
-  | { kind: 'status'; status: number }
+  /** Answers this status with a problem body (of this `type`, else about:blank). */
+  | { kind: 'status'; status: number; type?: string }
   /** Streams `steps` steps, then the connection resets. */
   | { kind: 'reset-after'; steps: number }
   /** Streams `error` with this problem status (and type) after `steps` steps. */
@@ -156,7 +156,7 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
     }
     if (behavior.kind === 'status') {
       return Response.json(
-        { type: 'about:blank', status: behavior.status, title: 'fake failure' },
+        { type: behavior.type ?? 'about:blank', status: behavior.status, title: 'fake failure' },
         { status: behavior.status, headers: { 'content-type': 'application/problem+json' } },
       )
     }

@@ -148,13 +148,22 @@ describe('GET /v1/load while draining', () => {
     service = await startTestService()
   })
 
-  it('says draining from SIGTERM on, while its runs finish', async () => {
+  it('says draining from SIGTERM on, while its runs finish, and refuses new runs as run-shutdown', async () => {
     const active = await signedFetch(service.client, 'POST', '/v1/runs', {
       body: { ...request, runId: 'draining-run' },
     })
     const { rest } = await readUntil(active, (event) => event.type === 'started')
     const stopped = service.shutdown(30_000)
     expect(await load(service)).toMatchObject({ activeRuns: 1, draining: true })
+    // A run sent now is refused with the problem type a shutdown gives a run it stops.
+    const refused = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body: { ...request, runId: 'too-late' },
+    })
+    expect(refused.status).toBe(503)
+    expect(await refused.json()).toMatchObject({
+      type: '/problems/run-shutdown',
+      title: 'Service shutting down',
+    })
     const cancel = await signedFetch(service.client, 'DELETE', '/v1/runs/draining-run')
     expect(cancel.status).toBe(200)
     await drain(rest)

@@ -13,6 +13,7 @@ import { problemSchema } from '../../../../shared/problem.ts'
 import {
   LOAD_REPORT_HEADER,
   LOAD_REPORT_REQUESTED,
+  RUN_PROBLEM_TYPES,
   type RunCancellation,
   type RunEvent,
   runCancellationSchema,
@@ -202,10 +203,17 @@ export function runsRoutes(options: RunsRouteOptions) {
       if (error.reason === 'duplicate_run_id') {
         throw problemException(c, { status: 409, title: 'Run exists', detail: error.message })
       }
-      const title = error.reason === 'queue_full' ? 'Queue full' : 'Service shutting down'
+      const draining = error.reason === 'draining'
       throw problemException(
         c,
-        { status: 503, title, detail: error.message },
+        {
+          // The type the run's own `error` event has when a shutdown stops it: the edge sends this
+          // backend no more work (a queue full is for now only).
+          ...(draining && { type: RUN_PROBLEM_TYPES.shutdown }),
+          status: 503,
+          title: draining ? 'Service shutting down' : 'Queue full',
+          detail: error.message,
+        },
         { 'retry-after': String(error.retryAfterSeconds ?? NOT_READY_RETRY_SECONDS) },
       )
     }
