@@ -11,7 +11,7 @@ import {
   type RunEvent,
   type RunRequest,
 } from '../../../shared/run-protocol.ts'
-import { modelRows } from '../../../shared/sampling-options.ts'
+import { modelRows, runCost } from '../../../shared/sampling-options.ts'
 import { BACKEND_TROUBLE, BackendFailure, streamRun } from './backend-client.ts'
 import { type AttemptRecord, claimBackend } from './fleet.ts'
 import { markHealthy, markUnhealthy, orderBackends } from './health.ts'
@@ -117,6 +117,7 @@ function loadRoute(run: FailoverRun): Route {
         secret: run.secret,
         requestId: run.requestId,
         rows: modelRows(run.request),
+        rowSteps: runCost(run.request),
       })
       if (!claimed) return undefined
       tried.add(claimed.url)

@@ -5,6 +5,13 @@
 // since. A report older than LOAD_MAX_AGE_MS no longer counts: it is refreshed before the choice, and
 // until a fresh one comes only this isolate's own runs there are counted.
 //
+// Rows are not all equal: a backend on a slower device, with fewer threads or fewer run slots, or with a
+// queue, takes longer per row. So each candidate's outstanding rows are weighed by what a row-step has cost there lately: a peak-sensitive moving average of this isolate's
+// attempts there, from the attempt's start to its result (queue wait included), per row-step (the peak
+// EWMA of Finagle's load balancers: a slower sample counts at once, a faster one over DECAY_MS). A
+// backend not sampled for a while drifts back to the fleet's typical cost, so one that was slow once is
+// tried again rather than starved of the samples that would show it recovered.
+//
 // The state is per isolate (module level), like health.ts: each isolate that runs job objects learns the
 // fleet on its own, from its own runs. That is enough: reports are cheap (one rides on every `accepted`,
 // a GET /v1/load costs a few counters on the service), so an isolate that just started is well informed
@@ -26,6 +33,8 @@ export const LOAD_MAX_AGE_MS = 2_000
 export const LOAD_REFRESH_TIMEOUT_MS = 500
 /** A backend without GET /v1/load (older than it) is asked again after this long. */
 export const LOAD_ROUTE_RECHECK_MS = 60_000
+/** How fast the cost of a row-step forgets: faster samples, and a backend's silence, count over this. */
+export const COST_DECAY_MS = 10_000
 
 interface LoadReport {
   load: BackendLoad
@@ -47,6 +56,10 @@ interface BackendState {
   refreshing: Promise<void> | undefined
   /** The backend has no GET /v1/load: do not ask before this time. */
   noLoadRouteUntil: number
+  /** Peak EWMA of ms per row-step of this isolate's attempts there; undefined before the first. */
+  costMs: number | undefined
+  /** When costMs last took a sample. */
+  costAt: number
 }
 
 const fleet = new Map<string, BackendState>()
@@ -62,6 +75,8 @@ function stateOf(url: string): BackendState {
       inFlightRows: 0,
       refreshing: undefined,
       noLoadRouteUntil: 0,
+      costMs: undefined,
+      costAt: 0,
     }
     fleet.set(url, state)
   }
@@ -82,6 +97,40 @@ function estimatedRows(state: BackendState, now: number): number {
   const { queuedRows, activeRows } = report.load
   const estimate = queuedRows + activeRows + report.startedRows - report.endedRows
   return Math.max(estimate, state.inFlightRows)
+}
+
+/** Takes one attempt's ms per row-step into the backend's peak EWMA. */
+function sampleCost(state: BackendState, msPerRowStep: number, now: number): void {
+  const previous = state.costMs
+  if (previous === undefined || msPerRowStep >= previous) state.costMs = msPerRowStep
+  else {
+    const kept = Math.exp(-(now - state.costAt) / COST_DECAY_MS)
+    state.costMs = msPerRowStep + (previous - msPerRowStep) * kept
+  }
+  state.costAt = now
+}
+
+/**
+ * What a row-step costs there now: its peak EWMA drifting toward `typical` (the fleet's median) the
+ * longer it goes unsampled; `typical` itself for a backend never sampled.
+ */
+function costOf(state: BackendState, typical: number, now: number): number {
+  if (state.costMs === undefined) return typical
+  const kept = Math.exp(-(now - state.costAt) / COST_DECAY_MS)
+  return typical + (state.costMs - typical) * kept
+}
+
+/** The median of the sampled costs of `urls`; 1 when none is sampled (then only rows count). */
+function typicalCost(urls: readonly string[]): number {
+  const sampled = urls
+    .map((url) => stateOf(url).costMs)
+    .filter((cost): cost is number => cost !== undefined)
+    .sort((a, b) => a - b)
+  if (sampled.length === 0) return 1
+  const middle = Math.floor(sampled.length / 2)
+  return sampled.length % 2 === 1
+    ? (sampled[middle] as number)
+    : ((sampled[middle - 1] as number) + (sampled[middle] as number)) / 2
 }
 
 function log(msg: string, fields: Record<string, unknown>): void {
@@ -186,11 +235,13 @@ export async function chooseBackend(options: ChooseBackend): Promise<string | un
  * if (claimed) run(claimed.url, claimed.attempt)
  */
 export async function claimBackend(
-  options: ChooseBackend & { rows: number },
+  options: ChooseBackend & { rows: number; rowSteps: number },
 ): Promise<{ url: string; attempt: AttemptRecord } | undefined> {
   await refreshStale(options.urls, options.secret, options.requestId)
   const url = pick(options, Date.now())
-  return url === undefined ? undefined : { url, attempt: beginAttempt(url, options.rows) }
+  return url === undefined
+    ? undefined
+    : { url, attempt: beginAttempt(url, options.rows, options.rowSteps) }
 }
 
 function pick(options: ChooseBackend, now: number): string | undefined {
@@ -201,10 +252,12 @@ function pick(options: ChooseBackend, now: number): string | undefined {
   const pool = untried.length > 0 ? untried : allowed
   if (pool.length > 0) {
     const weightOf = (url: string) => options.weights?.[urls.indexOf(url)] ?? 1
+    const typical = typicalCost(urls)
+    // The time to work off what is there, per step: outstanding rows x cost per row-step there.
     const candidates = pool.map((url) => ({
       url,
       weight: weightOf(url),
-      load: estimatedRows(stateOf(url), now),
+      load: estimatedRows(stateOf(url), now) * costOf(stateOf(url), typical, now),
     }))
     return powerOfTwoChoices(candidates, options.random)?.url
   }
@@ -220,7 +273,7 @@ function pick(options: ChooseBackend, now: number): string | undefined {
 export interface AttemptRecord {
   /** The run's `accepted` event: its load, when it carries one, is the backend's latest report. */
   accepted(load: BackendLoad | undefined): void
-  /** A result: the backend works (its breaker closes). */
+  /** A result: the backend works (its breaker closes), and its time per row-step is sampled. */
   succeeded(): void
   /**
    * The attempt failed: `unhealthy` when the backend is at fault (down, draining, stalled), `draining`
@@ -232,16 +285,17 @@ export interface AttemptRecord {
 }
 
 /**
- * Follows an attempt of `rows` model rows on a backend: it counts in the backend's load from now until
- * `ended`, and its outcome feeds the breaker.
+ * Follows an attempt of `rows` model rows and `rowSteps` row-steps on a backend: it counts in the
+ * backend's load from now until `ended`, its outcome feeds the breaker, and a result its cost per row-step.
  *
  * @example
- * const attempt = beginAttempt(backendUrl, modelRows(request))
+ * const attempt = beginAttempt(backendUrl, modelRows(request), runCost(request))
  * try { ...; attempt.succeeded() } catch (failure) { attempt.failed(failure) } finally { attempt.ended() }
  */
-export function beginAttempt(url: string, rows: number): AttemptRecord {
+export function beginAttempt(url: string, rows: number, rowSteps = rows): AttemptRecord {
   const state = stateOf(url)
-  const probe = state.breaker.begin(Date.now())
+  const beganAt = Date.now()
+  const probe = state.breaker.begin(beganAt)
   state.inFlightRows += rows
   const reportAtBegin = state.report
   if (reportAtBegin) reportAtBegin.startedRows += rows
@@ -254,7 +308,9 @@ export function beginAttempt(url: string, rows: number): AttemptRecord {
     },
     succeeded() {
       verdict = true
-      const before = state.breaker.state(Date.now())
+      const now = Date.now()
+      sampleCost(state, (now - beganAt) / Math.max(1, rowSteps), now)
+      const before = state.breaker.state(now)
       state.breaker.succeeded()
       if (before !== 'closed') log('backend breaker closed', { backend: url })
     },
@@ -282,6 +338,8 @@ export interface BackendView {
   load: BackendLoad | undefined
   reportAgeMs: number | undefined
   estimatedRows: number
+  /** Peak EWMA of ms per row-step, as last sampled; undefined before the first result. */
+  costMs: number | undefined
 }
 
 export function viewBackend(url: string, now = Date.now()): BackendView {
@@ -292,6 +350,7 @@ export function viewBackend(url: string, now = Date.now()): BackendView {
     load: state.report?.load,
     reportAgeMs: state.report && now - state.report.at,
     estimatedRows: estimatedRows(state, now),
+    costMs: state.costMs,
   }
 }
 

@@ -51,6 +51,11 @@ export async function startService(
     openStreams,
   })
   const server = createAdaptorServer({ fetch: app.fetch }) as Server
+  // Keep idle connections open longer than the clients' pools do (Node's default is 5 s): a client that
+  // reuses a connection the server has just closed gets a reset, and the edge then counts a healthy
+  // backend's run as failed (seen as unexplained failovers under wrangler dev in npm run sim:fleet).
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(config.port, config.host, () => {
@@ -104,6 +109,12 @@ export async function startService(
     },
   }
 }
+
+/**
+ * How long an idle keep-alive connection stays open: above the 60 s idle timeout common to load
+ * balancers and connection pools in front of the service, so the client side always closes first.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
 /** How long shutdown waits for streams to flush and idle keep-alive connections to close. */
 const CLOSE_WAIT_MS = 1_000

@@ -1,8 +1,10 @@
 // Load-aware routing against fake backends: through the real app (BACKEND_URLS: A and B, BACKEND_ROUTING
 // unset, so `load`), and through runWithFailover itself for three backends, weights and the rotation.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type FailoverRun, runWithFailover } from '../../../edge/src/backends/failover.ts'
 import {
+  beginAttempt,
+  COST_DECAY_MS,
   chooseBackend,
   forgetFleet,
   LOAD_REFRESH_TIMEOUT_MS,
@@ -326,5 +328,55 @@ describe('rotation routing (BACKEND_ROUTING=rotation)', () => {
     await failover({ routing: 'rotation', request: { ...request, seed } })
     expect(origins()).toEqual([A, B])
     expect(fakes.runRequests().map((each) => JSON.parse(each.body).seed)).toEqual([seed, seed])
+  })
+
+  it('weighs outstanding rows by what a row-step has cost there: equal rows go to the faster backend', async () => {
+    vi.useFakeTimers({ now: 1_000_000, toFake: ['Date'] })
+    try {
+      // One finished attempt each: 10 row-steps in 100 ms on A, in 1,000 ms on B.
+      for (const [url, ms] of [
+        [A, 100],
+        [B, 1_000],
+      ] as const) {
+        const attempt = beginAttempt(url, 1, 10)
+        vi.setSystemTime(Date.now() + ms)
+        attempt.succeeded()
+        attempt.ended()
+        vi.setSystemTime(Date.now() - ms)
+      }
+      expect(viewBackend(A).costMs).toBe(10)
+      expect(viewBackend(B).costMs).toBe(100)
+      fakes.setLoad(A, { activeRows: 8 })
+      fakes.setLoad(B, { activeRows: 4 })
+      const picks = new Set<string | undefined>()
+      for (let index = 0; index < 20; index++) {
+        picks.add(
+          await chooseBackend({
+            urls: [A, B],
+            tried: new Set(),
+            secret: SECRET,
+            requestId: 'cost',
+          }),
+        )
+      }
+      // By rows alone B (4) would win; by time, A (8 x 10 ms) beats B (4 x 100 ms).
+      expect([...picks]).toEqual([A])
+      // Unsampled for a while, B drifts back to the typical cost and is tried again.
+      vi.setSystemTime(Date.now() + 6 * COST_DECAY_MS)
+      const later = new Set<string | undefined>()
+      for (let index = 0; index < 40; index++) {
+        later.add(
+          await chooseBackend({
+            urls: [A, B],
+            tried: new Set(),
+            secret: SECRET,
+            requestId: 'cost',
+          }),
+        )
+      }
+      expect(later.has(B)).toBe(true)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })

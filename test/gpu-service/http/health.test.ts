@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
 import { parseServiceConfig } from '../../../gpu-service/src/service/config.ts'
 import { jsonLogger } from '../../../gpu-service/src/service/logger.ts'
-import { startService } from '../../../gpu-service/src/service/start.ts'
+import { KEEP_ALIVE_TIMEOUT_MS, startService } from '../../../gpu-service/src/service/start.ts'
 import { PROBLEM_CONTENT_TYPE } from '../../../shared/problem.ts'
 import { startTestService, TEST_SECRET, type TestService } from '../../fixtures/service.ts'
 
@@ -40,6 +40,24 @@ describe('probes and metrics', () => {
       device: 'cpu',
       executionProviders: ['cpu'],
     })
+  })
+
+  it('keeps idle connections open longer than the 60 s pools in front of it (Keep-Alive header)', async () => {
+    const { request } = await import('node:http')
+    const header = await new Promise<string | undefined>((resolve, reject) => {
+      request(
+        `${service.url}/healthz`,
+        { agent: false, headers: { connection: 'keep-alive' } },
+        (res) => {
+          res.resume()
+          resolve(res.headers['keep-alive'])
+        },
+      )
+        .on('error', reject)
+        .end()
+    })
+    expect(header).toBe(`timeout=${KEEP_ALIVE_TIMEOUT_MS / 1000}`)
+    expect(KEEP_ALIVE_TIMEOUT_MS).toBeGreaterThan(60_000)
   })
 
   it('GET /metrics names the execution provider in use', async () => {
