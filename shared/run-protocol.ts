@@ -52,6 +52,8 @@ export const backendLoadSchema = z.strictObject({
   activeRuns: count,
   activeRows: count,
   capacityRows: z.number().int().positive(),
+  /** Runs that may step at once (DUALRATE_MAX_ACTIVE_RUNS): past it, a new run waits in the queue. */
+  capacityRuns: z.number().int().positive().optional(),
   /** Shutting down: it takes no new run. */
   draining: z.boolean(),
 })

@@ -42,8 +42,12 @@ interface LoadReport {
   at: number
   /** Model rows of this isolate's attempts begun there since the report. */
   startedRows: number
+  /** Those attempts, counted as runs. */
+  startedRuns: number
   /** Model rows of this isolate's attempts that ended there since the report and were counted in it. */
   endedRows: number
+  /** Those attempts, counted as runs. */
+  endedRuns: number
 }
 
 interface BackendState {
@@ -52,6 +56,8 @@ interface BackendState {
   report: LoadReport | undefined
   /** Model rows of this isolate's attempts running there now. */
   inFlightRows: number
+  /** Those attempts, counted as runs. */
+  inFlightRuns: number
   /** The GET /v1/load under way, which concurrent choices share. */
   refreshing: Promise<void> | undefined
   /** The backend has no GET /v1/load: do not ask before this time. */
@@ -73,6 +79,7 @@ function stateOf(url: string): BackendState {
       breaker: new CircuitBreaker(breakerOptions),
       report: undefined,
       inFlightRows: 0,
+      inFlightRuns: 0,
       refreshing: undefined,
       noLoadRouteUntil: 0,
       costMs: undefined,
@@ -97,6 +104,22 @@ function estimatedRows(state: BackendState, now: number): number {
   const { queuedRows, activeRows } = report.load
   const estimate = queuedRows + activeRows + report.startedRows - report.endedRows
   return Math.max(estimate, state.inFlightRows)
+}
+
+/**
+ * Whether a run of `rows` sent there now would wait in its queue: the fresh report's runs and rows (as
+ * estimatedRows counts them) leave no run slot or no room for its rows. Unknown (no fresh report, or a
+ * service that does not report its run slots): false.
+ */
+function wouldQueue(state: BackendState, rows: number, now: number): boolean {
+  const report = state.report
+  if (!isFresh(report, now) || report.load.capacityRuns === undefined) return false
+  const { queuedRuns, activeRuns, capacityRuns, capacityRows } = report.load
+  const runs = Math.max(
+    queuedRuns + activeRuns + report.startedRuns - report.endedRuns,
+    state.inFlightRuns,
+  )
+  return runs >= capacityRuns || estimatedRows(state, now) + rows > capacityRows
 }
 
 /** Takes one attempt's ms per row-step into the backend's peak EWMA. */
@@ -141,7 +164,7 @@ function log(msg: string, fields: Record<string, unknown>): void {
 export function recordLoad(url: string, load: BackendLoad, now = Date.now()): void {
   const state = stateOf(url)
   if (load.draining && !state.report?.load.draining) log('backend draining', { backend: url })
-  state.report = { load, at: now, startedRows: 0, endedRows: 0 }
+  state.report = { load, at: now, startedRows: 0, endedRows: 0, startedRuns: 0, endedRuns: 0 }
 }
 
 /** The backend said it is shutting down (a run's `run-shutdown` error): no new work until it says not. */
@@ -153,7 +176,14 @@ function recordDraining(url: string, now: number): void {
     log('backend draining', { backend: url })
     const unknown = { queuedRuns: 0, queuedRows: 0, activeRuns: 0, activeRows: 0, capacityRows: 1 }
     // Stale at once: only `draining` counts, and a refresh brings the real figures.
-    state.report = { load: { ...unknown, draining: true }, at: 0, startedRows: 0, endedRows: 0 }
+    state.report = {
+      load: { ...unknown, draining: true },
+      at: 0,
+      startedRows: 0,
+      endedRows: 0,
+      startedRuns: 0,
+      endedRuns: 0,
+    }
   }
 }
 
@@ -244,7 +274,7 @@ export async function claimBackend(
     : { url, attempt: beginAttempt(url, options.rows, options.rowSteps) }
 }
 
-function pick(options: ChooseBackend, now: number): string | undefined {
+function pick(options: ChooseBackend & { rows?: number }, now: number): string | undefined {
   const { urls, tried } = options
   const live = urls.filter((url) => !stateOf(url).report?.load.draining)
   const allowed = live.filter((url) => stateOf(url).breaker.allows(now))
@@ -258,6 +288,8 @@ function pick(options: ChooseBackend, now: number): string | undefined {
       url,
       weight: weightOf(url),
       load: estimatedRows(stateOf(url), now) * costOf(stateOf(url), typical, now),
+      // A backend where this run would wait in the queue loses to one where it starts at once.
+      queues: wouldQueue(stateOf(url), options.rows ?? 1, now),
     }))
     return powerOfTwoChoices(candidates, options.random)?.url
   }
@@ -297,8 +329,12 @@ export function beginAttempt(url: string, rows: number, rowSteps = rows): Attemp
   const beganAt = Date.now()
   const probe = state.breaker.begin(beganAt)
   state.inFlightRows += rows
+  state.inFlightRuns += 1
   const reportAtBegin = state.report
-  if (reportAtBegin) reportAtBegin.startedRows += rows
+  if (reportAtBegin) {
+    reportAtBegin.startedRows += rows
+    reportAtBegin.startedRuns += 1
+  }
   let wasAccepted = false
   let verdict = false
   return {
@@ -324,9 +360,13 @@ export function beginAttempt(url: string, rows: number, rowSteps = rows): Attemp
     ended() {
       if (probe && !verdict) state.breaker.released()
       state.inFlightRows -= rows
+      state.inFlightRuns -= 1
       // Counted in the report it began under (startedRows), or in a later one if it was live by then.
       const report = state.report
-      if (report && (report === reportAtBegin || wasAccepted)) report.endedRows += rows
+      if (report && (report === reportAtBegin || wasAccepted)) {
+        report.endedRows += rows
+        report.endedRuns += 1
+      }
     },
   }
 }

@@ -12,10 +12,13 @@ export interface Candidate {
   weight: number
   /** Estimated outstanding work (model rows queued and active); lower is better. */
   load: number
+  /** The work would wait in this backend's queue: it loses to a candidate where it would not. */
+  queues?: boolean
 }
 
 /**
- * The less loaded (per unit of weight) of two candidates drawn by weight; undefined for none.
+ * The less loaded (per unit of weight) of two candidates drawn by weight, one where the work would not
+ * wait in a queue before one where it would; undefined for none.
  *
  * @example
  * powerOfTwoChoices([{ url: a, weight: 1, load: 9 }, { url: b, weight: 1, load: 2 }]) // b
@@ -30,6 +33,7 @@ export function powerOfTwoChoices(
     candidates.filter((candidate) => candidate !== first),
     random,
   )
+  if (Boolean(first.queues) !== Boolean(second.queues)) return first.queues ? second : first
   const firstScore = first.load / first.weight
   const secondScore = second.load / second.weight
   if (firstScore !== secondScore) return firstScore < secondScore ? first : second

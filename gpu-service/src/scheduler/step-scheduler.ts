@@ -103,6 +103,8 @@ export interface SchedulerLoad {
   activeRows: number
   /** maxActiveRows: rows that may step at once. */
   capacityRows: number
+  /** maxActiveRuns: runs that may step at once. */
+  capacityRuns: number
   /** drain() was called: no new run is taken. */
   draining: boolean
 }
@@ -237,6 +239,7 @@ export class StepScheduler<Features> {
       activeRuns: this.#active.length,
       activeRows: this.#activeRows,
       capacityRows: this.#limits.maxActiveRows,
+      capacityRuns: this.#limits.maxActiveRuns,
       draining: this.#draining,
     }
   }

@@ -379,4 +379,17 @@ describe('rotation routing (BACKEND_ROUTING=rotation)', () => {
       vi.useRealTimers()
     }
   })
+
+  it('does not queue a run behind full run slots while another backend has a slot free', async () => {
+    // A has one run slot, taken; B has 16, busy with more rows: a run sent to A would wait.
+    fakes.setLoad(A, { activeRuns: 1, activeRows: 1, capacityRuns: 1 })
+    fakes.setLoad(B, { activeRuns: 6, activeRows: 12, capacityRuns: 16 })
+    const picks = new Set<string | undefined>()
+    for (let index = 0; index < 20; index++) {
+      picks.add(
+        await chooseBackend({ urls: [A, B], tried: new Set(), secret: SECRET, requestId: 'slots' }),
+      )
+    }
+    expect([...picks]).toEqual([B])
+  })
 })

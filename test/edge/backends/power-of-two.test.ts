@@ -41,6 +41,15 @@ describe('powerOfTwoChoices', () => {
     expect(chosen?.url).toBe('a')
   })
 
+  it('prefers a backend where the work starts at once to a less loaded one where it would queue', () => {
+    const full = { ...backend('slots-full', 1), queues: true }
+    const free = backend('slot-free', 40)
+    expect(shares([full, free], 1_000)).toEqual({ 'slots-full': 0, 'slot-free': 1 })
+    // Both would queue: the load decides again.
+    const both = [full, { ...free, queues: true }]
+    expect(shares(both, 1_000)).toEqual({ 'slots-full': 1, 'slot-free': 0 })
+  })
+
   it('never picks the most loaded of three, and the least loaded whenever it is drawn (2 in 3)', () => {
     const won = shares([backend('a', 0), backend('b', 5), backend('c', 10)], 6_000)
     expect(won.c).toBe(0)

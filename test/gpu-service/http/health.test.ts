@@ -44,7 +44,7 @@ describe('probes and metrics', () => {
 
   it('keeps idle connections open longer than the 60 s pools in front of it (Keep-Alive header)', async () => {
     const { request } = await import('node:http')
-    const header = await new Promise<string | undefined>((resolve, reject) => {
+    const header = await new Promise<string | string[] | undefined>((resolve, reject) => {
       request(
         `${service.url}/healthz`,
         { agent: false, headers: { connection: 'keep-alive' } },

@@ -47,6 +47,7 @@ describe('GET /v1/load', () => {
         activeRuns: 0,
         activeRows: 0,
         capacityRows: 256,
+        capacityRuns: 1,
         draining: false,
       },
     })
@@ -67,6 +68,7 @@ describe('GET /v1/load', () => {
       activeRuns: 1,
       activeRows: 2,
       capacityRows: 256,
+      capacityRuns: 1,
       draining: false,
     })
     for (const runId of ['load-queued', 'load-active']) {
@@ -126,6 +128,7 @@ describe('the load on accepted', () => {
           activeRuns: 0,
           activeRows: 0,
           capacityRows: 256,
+          capacityRuns: 16,
           draining: false,
         },
       },

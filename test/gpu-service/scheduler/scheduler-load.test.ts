@@ -75,6 +75,7 @@ describe('StepScheduler load', () => {
       activeRuns: 0,
       activeRows: 0,
       capacityRows: 256,
+      capacityRuns: 2,
       draining: false,
     })
   })
@@ -106,6 +107,7 @@ describe('StepScheduler load', () => {
       activeRuns: 2,
       activeRows: 6,
       capacityRows: 256,
+      capacityRuns: 2,
       draining: false,
     })
     const drained = scheduler.drain(0)
