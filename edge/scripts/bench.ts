@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
 import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
-import { round, summarize as summary } from './percentiles.ts'
+import { markdownTable, round, summarize as summary } from './report.ts'
 
 const { values } = parseArgs({
   options: {
@@ -24,18 +24,6 @@ const { values } = parseArgs({
 const hits = Number(values.hits)
 const misses = Number(values.misses)
 const steps = Number(values.steps)
-
-/** A Markdown table with padded columns (as the formatter writes it). */
-function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows].map((row) => row.map(String))
-  const widths = header.map((_, column) =>
-    Math.max(3, ...cells.map((row) => row[column]?.length ?? 0)),
-  )
-  const line = (row: string[]) =>
-    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`
-  const [head = [], ...body] = cells
-  return [line(head), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join('\n')
-}
 
 async function timed(action: () => Promise<void>): Promise<number> {
   const started = performance.now()

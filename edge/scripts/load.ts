@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { EventSourceParserStream } from 'eventsource-parser/stream'
 import { PROBLEM_CONTENT_TYPE } from '../../shared/problem.ts'
 import { type LocalStack, type ProcessMemory, startLocalStack } from './local-stack.ts'
-import { round, summarize } from './percentiles.ts'
+import { round, summarize } from './report.ts'
 
 const USAGE = `usage: npm run load -- [--seconds 60] [--concurrency 32] [--backends 1|2] [--steps 10]
   [--keys 2] [--key-concurrent-jobs 12] [--repeat-every 10] [--stream-every 4]

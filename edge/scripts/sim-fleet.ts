@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
 import { runDirect } from './direct-run.ts'
 import { type LocalStack, startLocalStack } from './local-stack.ts'
-import { type LatencySummary, round, summarize } from './percentiles.ts'
+import { type LatencySummary, markdownTable, round, summarize } from './report.ts'
 
 const USAGE = `usage: npm run sim:fleet -- [--seconds 60] [--concurrency 16] [--steps 50]
   [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--phases rotation,load,faults]
@@ -566,17 +566,6 @@ function describeBackend(index: number): string {
     ([name, value]) => `${name}=${value}`,
   )
   return [`${threads} intra-op thread${threads > 1 ? 's' : ''}`, ...extra].join(', ')
-}
-
-function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows].map((row) => row.map(String))
-  const widths = header.map((_, column) =>
-    Math.max(3, ...cells.map((row) => row[column]?.length ?? 0)),
-  )
-  const line = (row: string[]) =>
-    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`
-  const [head = [], ...body] = cells
-  return [line(head), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join('\n')
 }
 
 async function main(): Promise<number> {

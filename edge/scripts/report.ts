@@ -1,4 +1,5 @@
-// Latency summaries for the measuring scripts (bench:edge, load): nearest-rank percentiles in ms.
+// What the measuring scripts (bench:edge, load, sim:fleet) report with: nearest-rank latency percentiles
+// in ms, and Markdown tables padded as the formatter writes them.
 
 /**
  * The nearest-rank percentile of a sample (NaN for an empty one).
@@ -39,4 +40,21 @@ export function summarize(sample: readonly number[]): LatencySummary {
     max: round(sample.length === 0 ? Number.NaN : Math.max(...sample)),
     mean: round(sample.reduce((sum, value) => sum + value, 0) / sample.length),
   }
+}
+
+/**
+ * A Markdown table with padded columns (as the formatter writes it).
+ *
+ * @example
+ * markdownTable(['policy', 'p95 ms'], [['load', 5761]])
+ */
+export function markdownTable(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows].map((row) => row.map(String))
+  const widths = header.map((_, column) =>
+    Math.max(3, ...cells.map((row) => row[column]?.length ?? 0)),
+  )
+  const line = (row: string[]) =>
+    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`
+  const [head = [], ...body] = cells
+  return [line(head), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join('\n')
 }
