@@ -2,7 +2,8 @@
 // against). MACs are exact: rows x (heavy calls x heavy MACs per row + light calls x light MACs per row),
 // with the per-row costs from GET /v1/models. Time is an estimate, from this run's own heavy steps when
 // its step events were seen, otherwise in proportion to MACs.
-import type { Generation, Model } from '../shared/generation-api.ts'
+import type { Generation } from '../shared/generation-api.ts'
+import type { RowCost } from '../shared/model-support.ts'
 import { modelRows } from '../shared/sampling-options.ts'
 
 export interface RunCost {
@@ -35,7 +36,7 @@ export { modelRows }
  * console.log(`${(comparison.run.macs / comparison.heavyEveryStep.macs * 100).toFixed(0)} % of the MACs`)
  */
 export function compareWithHeavyEveryStep(
-  cost: Model['cost'],
+  cost: RowCost,
   request: Pick<Generation['request'], 'count' | 'guidance' | 'steps'>,
   timings: NonNullable<Generation['timings']>,
   steps: readonly TimedStep[] = [],

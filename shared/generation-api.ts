@@ -1,6 +1,7 @@
 // The public generation API the edge serves (/v1/generations): what a caller sends, the job resource it
 // gets back, and the events of a job's SSE stream. The OpenAPI document is generated from these schemas.
 import { z } from 'zod'
+import { modelIdSchema, modelSupportSchema } from './model-manifest.ts'
 import { problemSchema } from './problem.ts'
 import { runTimingsSchema } from './run-protocol.ts'
 import {
@@ -46,6 +47,11 @@ export const generationRequestSchema = z
         z.string().min(1).max(64),
       ])
       .meta({ description: 'Class index, or class name as listed by GET /v1/models.' }),
+    model: modelIdSchema.optional().meta({
+      description:
+        'Model id as listed by GET /v1/models; absent means the default model. A distilled model ' +
+        'accepts only the steps, heavy schedules and guidance its `supports` lists.',
+    }),
     count: z.number().int().min(1).max(MAX_COUNT).optional(),
     steps: z.number().int().min(1).max(MAX_STEPS).optional(),
     heavySchedule: heavyScheduleSchema.optional().meta({
@@ -151,6 +157,16 @@ export type GenerationEventData<Name extends GenerationEventName> = z.infer<
 export const modelSchema = z
   .strictObject({
     id: z.string(),
+    /** The model a request without `model` runs on; exactly one model is the default. */
+    default: z.boolean(),
+    description: z.string().optional(),
+    /** For a distilled model: the model it was distilled from. */
+    teacherModelId: z.string().optional(),
+    supports: modelSupportSchema.optional().meta({
+      description:
+        'Present on a distilled few-step model: the only step counts, heavy-encoder placements (0-based ' +
+        'step indices, by step count) and guidance it accepts. Absent: every valid option.',
+    }),
     image: z.strictObject({
       channels: z.number().int(),
       height: z.number().int(),
@@ -174,6 +190,8 @@ export const modelSchema = z
       .strictObject({
         heavyMacsPerRow: z.number().nonnegative(),
         lightMacsPerRow: z.number().nonnegative(),
+        /** One image at the model's defaults. */
+        macsPerImage: z.number().nonnegative(),
       })
       .meta({
         description:

@@ -1,6 +1,7 @@
 // The model manifest (gpu-service/models/manifest.json), written by the Python export and checked on load.
 import { z } from 'zod'
 import { formatIssue, listIssues } from './issues.ts'
+import { unsupportedOptions } from './model-support.ts'
 
 /** Names of the dynamic batch dimension in declared tensor shapes. */
 export const BATCH_DIM = 'batch'
@@ -12,6 +13,14 @@ export const LIGHT_INPUTS = ['x_t', 't', 'label', 'features'] as const
 export const LIGHT_OUTPUTS = ['x0'] as const
 
 const positiveInt = z.number().int().positive()
+
+/** A model's id: "dualrate-" and 12 hex digits of its weights' hash. */
+export const modelIdSchema = z
+  .string()
+  .regex(
+    /^dualrate-[0-9a-f]{12}$/,
+    'expected "dualrate-" and 12 hex digits, as GET /v1/models lists',
+  )
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256)')
 
 export const tensorSpecSchema = z.object({
@@ -30,10 +39,32 @@ export const modelSpecSchema = z.object({
   outputs: z.array(tensorSpecSchema).min(1),
 })
 
+/**
+ * What a model was trained for, when it is narrower than "any steps, any schedule, any guidance": a
+ * distilled few-step student (Salimans et al. 2024, moment matching) samples well only on the time grid
+ * and heavy-encoder placement it was distilled on, and bakes the guidance it was distilled at into one
+ * row per image. Absent means the model accepts every valid sampling option.
+ */
+export const modelSupportSchema = z.strictObject({
+  /** Step counts the model samples with. */
+  steps: z.array(positiveInt).min(1),
+  /**
+   * Per step count (the key, in decimal), the heavy-encoder placements allowed: each a sorted list of
+   * 0-based step indices starting at 0, as `heavySteps` resolves a request's schedule.
+   */
+  heavySteps: z.record(
+    z.string().regex(/^[1-9][0-9]*$/, 'expected a step count'),
+    z.array(z.array(z.number().int().nonnegative()).min(1)).min(1),
+  ),
+  /** Guidance scales the model was distilled at (1: conditional only, one row per image). */
+  guidance: z.array(z.number().nonnegative()).min(1),
+})
+export type ModelSupport = z.infer<typeof modelSupportSchema>
+
 export const manifestSchema = z
   .object({
     schemaVersion: z.literal(1),
-    modelId: z.string().regex(/^dualrate-[0-9a-f]{12}$/, 'expected "dualrate-" and 12 hex digits'),
+    modelId: modelIdSchema,
     createdAt: z.iso.datetime({ offset: true, local: true }),
     image: z.object({ channels: positiveInt, height: positiveInt, width: positiveInt }),
     classes: z.array(z.string().min(1)).min(1),
@@ -60,8 +91,14 @@ export const manifestSchema = z
       guidance: z.number().nonnegative(),
     }),
     golden: z.object({ file: z.string().min(1) }),
+    /** One line for people choosing a model (GET /v1/models). */
+    description: z.string().min(1).max(200).optional(),
+    /** The model a distilled student was distilled from. */
+    teacherModelId: modelIdSchema.optional(),
+    supports: modelSupportSchema.optional(),
   })
   .superRefine((manifest, ctx) => {
+    if (manifest.supports) checkSupports(manifest, manifest.supports, ctx)
     if (manifest.nullClass < manifest.classes.length) {
       ctx.addIssue({
         code: 'custom',
@@ -109,6 +146,54 @@ export const manifestSchema = z
       })
     }
   })
+
+/** A student's declared support must include its own recommended setting, with valid placements. */
+function checkSupports(
+  manifest: { recommended: { steps: number; heavyEvery: number; guidance: number } },
+  supports: ModelSupport,
+  ctx: z.RefinementCtx,
+): void {
+  for (const [key, placements] of Object.entries(supports.heavySteps)) {
+    const steps = Number(key)
+    if (!supports.steps.includes(steps)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['supports', 'heavySteps', key],
+        message: `${steps} is not one of supports.steps`,
+      })
+    }
+    placements.forEach((placement, index) => {
+      const valid =
+        placement[0] === 0 &&
+        placement.every((step, i) => step < steps && (i === 0 || step > (placement[i - 1] ?? -1)))
+      if (!valid) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['supports', 'heavySteps', key, index],
+          message: `expected sorted distinct step indices from 0, below ${steps}`,
+        })
+      }
+    })
+  }
+  for (const steps of supports.steps) {
+    if (!(String(steps) in supports.heavySteps)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['supports', 'heavySteps'],
+        message: `no placement for ${steps} steps`,
+      })
+    }
+  }
+  const { steps, heavyEvery, guidance } = manifest.recommended
+  const recommended = { steps, heavySchedule: { every: heavyEvery }, guidance }
+  for (const issue of unsupportedOptions(supports, recommended)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['recommended'],
+      message: `not supported: ${issue.message}`,
+    })
+  }
+}
 
 export type TensorSpec = z.infer<typeof tensorSpecSchema>
 export type ModelSpec = z.infer<typeof modelSpecSchema>

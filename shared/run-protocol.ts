@@ -1,6 +1,7 @@
 // The edge -> gpu-service run protocol: the request the edge forwards, and the events the service streams
 // back as it works. Both sides validate with these schemas; framing is SSE (see sse.ts).
 import { z } from 'zod'
+import { modelIdSchema } from './model-manifest.ts'
 import { problemSchema } from './problem.ts'
 import { MAX_STEPS, samplingOptionsSchema } from './sampling-options.ts'
 
@@ -11,6 +12,8 @@ export const runIdSchema = z
 
 /** POST /v1/runs body: sampler options, how often to send an x0 preview (0 = never), an optional id. */
 export const runRequestSchema = samplingOptionsSchema.safeExtend({
+  /** Which loaded model runs it (GET /readyz lists them); absent means the service's default model. */
+  model: modelIdSchema.optional(),
   /** Send a `preview` event every N steps (and on the last step); 0 sends none. */
   previewEvery: z.number().int().min(0).max(MAX_STEPS).default(0),
   runId: runIdSchema.optional(),
@@ -29,6 +32,13 @@ export const RUN_PROBLEM_TYPES = {
   shutdown: '/problems/run-shutdown',
   failed: '/problems/run-failed',
 } as const
+
+/**
+ * Problem `type` of POST /v1/runs (HTTP 404) when the request names a model this service has not loaded:
+ * a fleet mid-rollout may run different model sets, so the edge tries another backend, and holds it
+ * against none.
+ */
+export const MODEL_NOT_LOADED_PROBLEM = '/problems/model-not-loaded'
 
 /** Error-event problem types after which the same request may succeed on another backend. */
 export const RETRYABLE_RUN_PROBLEMS: ReadonlySet<string> = new Set([

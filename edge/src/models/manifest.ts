@@ -5,6 +5,7 @@
 import manifestJson from '../../../gpu-service/models/manifest.json' with { type: 'json' }
 import type { Model } from '../../../shared/generation-api.ts'
 import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
+import { macsPerImage } from '../../../shared/model-support.ts'
 import { MAX_COUNT, MAX_GUIDANCE, MAX_SEED, MAX_STEPS } from '../../../shared/sampling-options.ts'
 
 export const manifest: Manifest = parseManifest(manifestJson)
@@ -12,6 +13,7 @@ export const manifest: Manifest = parseManifest(manifestJson)
 /** The public description of the model (GET /v1/models) and the defaults a request falls back to. */
 export const model: Model = {
   id: manifest.modelId,
+  default: true,
   image: manifest.image,
   classes: manifest.classes.map((name, index) => ({ index, name })),
   defaults: {
@@ -30,5 +32,16 @@ export const model: Model = {
   cost: {
     heavyMacsPerRow: manifest.models.heavy.macsPerCall,
     lightMacsPerRow: manifest.models.light.macsPerCall,
+    macsPerImage: macsPerImage(
+      {
+        heavyMacsPerRow: manifest.models.heavy.macsPerCall,
+        lightMacsPerRow: manifest.models.light.macsPerCall,
+      },
+      {
+        steps: manifest.recommended.steps,
+        heavySchedule: { every: manifest.recommended.heavyEvery },
+        guidance: manifest.recommended.guidance,
+      },
+    ),
   },
 }

@@ -1,6 +1,8 @@
 // The state of one sampling request between steps: its x_t, noise streams, heavy features and counters.
 // The per-step math lives here and nowhere else; `sample()` and the step scheduler both drive runs through
 // the batched model calls of step-batch.ts, one run or many at a time.
+
+import { heavyStepMask } from '../../../shared/heavy-schedule.ts'
 import type { Manifest } from '../../../shared/model-manifest.ts'
 import {
   modelRows,
@@ -8,7 +10,6 @@ import {
   samplingOptionsSchema,
 } from '../../../shared/sampling-options.ts'
 import { ancestralStep, posteriorCoefficients } from './ancestral-step.ts'
-import { heavyStepMask } from './heavy-schedule.ts'
 import { imageNoiseStreams, type NormalStream } from './rng.ts'
 import { alphaBar, type TimestepPair, timestepPairs } from './schedule.ts'
 

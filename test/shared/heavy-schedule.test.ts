@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { heavyStepMask, heavySteps } from '../../../gpu-service/src/sampler/heavy-schedule.ts'
+import { heavyStepMask, heavySteps } from '../../shared/heavy-schedule.ts'
 
 describe('heavySteps', () => {
   it('runs every K-th step from step 0', () => {

@@ -1,6 +1,6 @@
 // Which sampler steps run the heavy context encoder. The schedule is data ({ every: K } or an explicit
 // list of step indices), resolved here once; the sampling loop only looks the step up.
-import type { HeavySchedule } from '../../../shared/sampling-options.ts'
+import type { HeavySchedule } from './sampling-options.ts'
 
 /**
  * The sorted, distinct step indices (0-based) at which the heavy encoder runs. Step 0 is always one of

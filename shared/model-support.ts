@@ -1,0 +1,78 @@
+// Whether a model can run a request: a distilled few-step student declares the step counts, heavy-encoder
+// placements and guidance it was distilled for (manifest `supports`); anything else would sample off its
+// training distribution, so every boundary (edge input, gpu-service, CLI) refuses it with the field named.
+import { heavySteps } from './heavy-schedule.ts'
+import type { ModelSupport } from './model-manifest.ts'
+import { modelRows, type SamplingOptions } from './sampling-options.ts'
+
+/** One refused option, located by its field in the request. */
+export interface SupportIssue {
+  path: ['steps'] | ['heavySchedule'] | ['guidance']
+  message: string
+}
+
+type Options = Pick<SamplingOptions, 'steps' | 'heavySchedule' | 'guidance'>
+
+/**
+ * The options a model does not support; empty when it runs them (always, for a model without `supports`).
+ *
+ * @example
+ * unsupportedOptions({ steps: [8], heavySteps: { 8: [[0, 2, 4, 6]] }, guidance: [1] },
+ *   { steps: 50, heavySchedule: { every: 8 }, guidance: 1 })
+ * // [{ path: ['steps'], message: 'this model samples with 8 steps only' }]
+ */
+export function unsupportedOptions(
+  supports: ModelSupport | undefined,
+  options: Options,
+): SupportIssue[] {
+  if (!supports) return []
+  const issues: SupportIssue[] = []
+  if (!supports.steps.includes(options.steps)) {
+    issues.push({
+      path: ['steps'],
+      message: `this model samples with ${list(supports.steps)} steps only`,
+    })
+  } else {
+    const placements = supports.heavySteps[String(options.steps)] ?? []
+    const asked = heavySteps(options.heavySchedule, options.steps).join()
+    if (!placements.some((placement) => placement.join() === asked)) {
+      const allowed = placements.map((placement) => `{"steps":[${placement.join(',')}]}`)
+      issues.push({
+        path: ['heavySchedule'],
+        message: `at ${options.steps} steps this model runs the heavy encoder at ${allowed.join(' or ')} only`,
+      })
+    }
+  }
+  if (!supports.guidance.includes(options.guidance)) {
+    issues.push({
+      path: ['guidance'],
+      message: `this model was distilled at guidance ${list(supports.guidance)} only`,
+    })
+  }
+  return issues
+}
+
+/** Per-row MACs of one call of each network (manifest `macsPerCall`). */
+export interface RowCost {
+  heavyMacsPerRow: number
+  lightMacsPerRow: number
+}
+
+/**
+ * Multiply-accumulates of one image of a run: its rows (two with guidance other than 1) times the heavy
+ * calls' and every step's light call's cost.
+ *
+ * @example
+ * macsPerImage({ heavyMacsPerRow: 320e6, lightMacsPerRow: 17e6 }, { steps: 8, heavySchedule: { every: 2 }, guidance: 1 })
+ * // 1 * (4 * 320e6 + 8 * 17e6)
+ */
+export function macsPerImage(cost: RowCost, options: Options): number {
+  const rows = modelRows({ count: 1, guidance: options.guidance })
+  const heavyCalls = heavySteps(options.heavySchedule, options.steps).length
+  return rows * (heavyCalls * cost.heavyMacsPerRow + options.steps * cost.lightMacsPerRow)
+}
+
+function list(values: readonly number[]): string {
+  if (values.length === 1) return String(values[0])
+  return `${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`
+}
