@@ -83,7 +83,12 @@ def golden_inputs(cfg):
     return x, time, label
 
 
-def export_pair(weights_path, out_dir, data_dir):
+def export_pair(weights_path, out_dir, data_dir, recommended=None, extra_fields=None):
+    """Writes heavy.onnx, light.onnx, golden.json and manifest.json for weights.pt into out_dir.
+
+    `recommended` replaces DEFAULT_RECOMMENDED; `extra_fields` adds top-level manifest fields (a distilled
+    student's description, teacherModelId and supports, see export_student.py).
+    """
     weights = torch.load(weights_path, map_location="cpu")
     cfg = networks.NetConfig(**weights["net"])
     heavy, light = networks.build_pair(cfg)
@@ -139,8 +144,9 @@ def export_pair(weights_path, out_dir, data_dir):
         "training": {"config": weights["meta"], "stepsTrained": weights["steps_trained"],
                      "seconds": round(float(weights["seconds"]), 1), "device": weights["device"],
                      "datasetSha256": data.dataset_sha256(data_dir), "torchVersion": weights["torch_version"]},
-        "recommended": dict(DEFAULT_RECOMMENDED),
+        "recommended": dict(recommended or DEFAULT_RECOMMENDED),
         "golden": {"file": "golden.json"},
+        **(extra_fields or {}),
     }
     with open(os.path.join(out_dir, "manifest.json"), "w") as handle:
         json.dump(manifest, handle, indent=2)
