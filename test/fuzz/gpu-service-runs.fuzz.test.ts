@@ -3,14 +3,19 @@
 // scheduler. Requests are random and adversarial: methods, paths, content types, headers, bodies of any
 // bytes (invalid UTF-8 included), deeply nested or huge JSON, out-of-range numbers; signed as the edge
 // signs (so validation is reached) or not. Properties: never a 5xx; every 4xx is problem+json that the
-// shared schema accepts; a body is accepted exactly when the shared schema accepts it; a valid request
-// runs. Each request is signed at its own second of a fake clock, so no two share a signature.
+// shared schema accepts; a body is accepted exactly when the shared schema accepts it and names no model
+// but the one loaded (another well-formed id: 404 model-not-loaded); a valid request runs. Each request is signed at its own second of a fake clock, so no two share a signature.
 import fc from 'fast-check'
 import { getPath } from 'hono/utils/url'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DualRateModels } from '../../gpu-service/src/sampler/sample.ts'
 import { SIGNATURE_HEADER, signRequest } from '../../shared/request-signature.ts'
-import { type RunEvent, type RunRequest, runRequestSchema } from '../../shared/run-protocol.ts'
+import {
+  MODEL_NOT_LOADED_PROBLEM,
+  type RunEvent,
+  type RunRequest,
+  runRequestSchema,
+} from '../../shared/run-protocol.ts'
 import {
   CLASS_COUNT,
   MAX_COUNT,
@@ -50,6 +55,8 @@ function turnTakingModels(): DualRateModels<Float32Array> {
 /** The service under test and the fake clock its signature check and our signer share. */
 const clock = { now: Date.now() }
 const service = fakeService({ models: turnTakingModels(), now: () => clock.now })
+/** A well-formed model id the service has not loaded. */
+const UNLOADED_MODEL = 'dualrate-ffffffffffff'
 
 /** Bytes that print as text (or their size, when long) in a counterexample. */
 function printable(bytes: Uint8Array): Uint8Array {
@@ -143,13 +150,15 @@ const validRequests: fc.Arbitrary<RunRequest> = fc
     every: fc.integer({ min: 1, max: MAX_STEPS }),
     heavySteps: fc.option(fc.array(fc.nat(), { maxLength: 20 })),
     runId: fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), { nil: undefined }),
+    model: fc.option(fc.constant(service.manifest.modelId), { nil: undefined }),
   })
-  .map(({ every, heavySteps, runId, ...options }) => ({
+  .map(({ every, heavySteps, runId, model, ...options }) => ({
     ...options,
     heavySchedule: heavySteps
       ? { steps: heavySteps.map((step) => step % options.steps) }
       : { every },
     ...(runId !== undefined && { runId }),
+    ...(model !== undefined && { model }),
   }))
 
 /** Values to put where a field of a valid request goes: wrong types, out of range, odd numbers. */
@@ -175,6 +184,8 @@ const adversarialValues = fc.oneof(
     { steps: [MAX_STEPS] },
     { every: 1, steps: [] },
     { __proto__: { every: 1 } },
+    UNLOADED_MODEL,
+    'dualrate-547FB728E629',
   ),
   fc.jsonValue({ maxDepth: 3 }),
 )
@@ -192,6 +203,7 @@ const mutatedRequests = fc
       'previewEvery',
       'heavySchedule',
       'runId',
+      'model',
       '__proto__',
       'constructor',
       'extra',
@@ -262,6 +274,12 @@ const bodies: fc.Arbitrary<Uint8Array> = fc
       arbitrary: validRequests.map((request) => encoder.encode(JSON.stringify(request))),
     },
     { weight: 4, arbitrary: mutatedRequests.map((text) => encoder.encode(text)) },
+    {
+      weight: 1,
+      arbitrary: validRequests.map((request) =>
+        encoder.encode(JSON.stringify({ ...request, model: UNLOADED_MODEL })),
+      ),
+    },
     { weight: 3, arbitrary: oddJsonTexts.map((text) => encoder.encode(text)) },
     { weight: 2, arbitrary: fc.jsonValue().map((value) => encoder.encode(JSON.stringify(value))) },
     { weight: 2, arbitrary: oddBytes },
@@ -366,8 +384,13 @@ async function send(request: FuzzRequest) {
   return { response, path, events }
 }
 
-/** What the shared schema says of a body, decoded as a JSON body is (UTF-8, BOM dropped). */
-function schemaVerdict(body: Uint8Array): 'too large' | 'not JSON' | 'invalid' | 'valid' {
+/**
+ * What the shared schema says of a body, decoded as a JSON body is (UTF-8, BOM dropped), and whether a
+ * valid one names a model other than the one loaded.
+ */
+function schemaVerdict(
+  body: Uint8Array,
+): 'too large' | 'not JSON' | 'invalid' | 'model not loaded' | 'valid' {
   if (body.length > MAX_BODY_BYTES) return 'too large'
   let value: unknown
   try {
@@ -375,7 +398,10 @@ function schemaVerdict(body: Uint8Array): 'too large' | 'not JSON' | 'invalid' |
   } catch {
     return 'not JSON'
   }
-  return runRequestSchema.safeParse(value).success ? 'valid' : 'invalid'
+  const parsed = runRequestSchema.safeParse(value)
+  if (!parsed.success) return 'invalid'
+  const { model } = parsed.data
+  return model === undefined || model === service.manifest.modelId ? 'valid' : 'model not loaded'
 }
 
 afterEach(() => {
@@ -412,8 +438,17 @@ describe('POST /v1/runs under fuzzing', () => {
           const answer = await send(request)
           if (!answer) throw new Error('a signed JSON POST could not be built')
           const verdict = schemaVerdict(request.body as Uint8Array)
-          const expected = { 'too large': 413, 'not JSON': 400, invalid: 400, valid: 200 }[verdict]
+          const expected = {
+            'too large': 413,
+            'not JSON': 400,
+            invalid: 400,
+            'model not loaded': 404,
+            valid: 200,
+          }[verdict]
           expect(answer.response.status, verdict).toBe(expected)
+          if (verdict === 'model not loaded') {
+            expect(answer.problem?.type).toBe(MODEL_NOT_LOADED_PROBLEM)
+          }
           if (verdict === 'invalid') {
             expect(answer.problem?.title).toBe('Invalid request')
             expect(answer.problem?.errors).toEqual(

@@ -5,7 +5,7 @@ import type { Context, ErrorHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
-import { listIssues } from '../../../shared/issues.ts'
+import { type Issue, listIssues } from '../../../shared/issues.ts'
 import {
   PROBLEM_CONTENT_TYPE,
   type Problem,
@@ -61,7 +61,17 @@ export function problemException(
  * if (!result.success) return invalidRequest(c, result.error)
  */
 export function invalidRequest(c: Context, error: ZodError): Response {
-  const errors = listIssues(error)
+  return invalidFields(c, listIssues(error))
+}
+
+/**
+ * The 400 answer for a request whose fields are refused after the schema (a model's supported options,
+ * say), in the shape of invalidRequest: one `errors` entry per field.
+ *
+ * @example
+ * return invalidFields(c, [{ path: 'steps', message: 'this model samples with 8 steps only' }])
+ */
+export function invalidFields(c: Context, errors: Issue[]): Response {
   return problemResponse(c, {
     status: 400,
     title: 'Invalid request',

@@ -1,5 +1,6 @@
-// Loads the heavy/light pair named by gpu-service/models/manifest.json and adapts the two ONNX sessions
-// to the sampler's DualRateModels interface.
+// Loads the heavy/light pair named by one model folder's manifest.json (gpu-service/models for the default
+// model; models-folder.ts finds the others) and adapts the two ONNX sessions to the sampler's
+// DualRateModels interface.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'

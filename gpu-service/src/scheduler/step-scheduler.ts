@@ -5,6 +5,11 @@
 // their deadline, failed) between model calls. With batching off each run gets its own calls, round
 // robin: the baseline the benchmark compares against.
 //
+// Several models. The scheduler serves every model it is given (the first is the default): each run
+// names one, and only runs of the same model share a call (the runs of each model are packed apart).
+// Everything else is shared: one loop makes one model call at a time (so the sessions' thread pools never
+// compete for the cores), and admission, the fair share and the load count the runs of all models alike.
+//
 // Admission. A run is admitted while fewer than maxActiveRuns runs are active and its rows fit beside the
 // active rows within maxActiveRows (by default two full model calls). The queue is taken in order, but a
 // run that does not fit yet may be passed by later runs that do, so a 128-row run does not hold up the
@@ -26,6 +31,12 @@ import { StepBatch } from '../sampler/step-batch.ts'
 import { jsonLogger, type Logger } from '../service/logger.ts'
 import { dueRuns, startingVirtualMacs } from './fair-share.ts'
 import { packCalls } from './pack-calls.ts'
+
+/** A model the scheduler serves: its manifest and its pair of networks. */
+export interface ServedModel<Features> {
+  manifest: Manifest
+  models: DualRateModels<Features>
+}
 
 export interface SchedulerLimits {
   /** Rows in one model call; a run's rows never split, so this must hold the largest run. */
@@ -83,7 +94,8 @@ export interface RunObserver {
 
 /** Service-wide counters; every method is optional so tests can leave it out. */
 export interface SchedulerTelemetry {
-  modelCall?(model: 'heavy' | 'light', rows: number, seconds: number): void
+  /** One batched call of `model` (heavy encoder or light denoiser) of the model `modelId`. */
+  modelCall?(model: 'heavy' | 'light', rows: number, seconds: number, modelId: string): void
   /** One run moved one step, `seconds` after its previous step (or its start). */
   runStepped?(seconds: number): void
   runEnded?(summary: RunSummary): void
@@ -109,7 +121,7 @@ export interface SchedulerLoad {
   draining: boolean
 }
 
-export type RejectionReason = 'queue_full' | 'draining' | 'duplicate_run_id'
+export type RejectionReason = 'queue_full' | 'draining' | 'duplicate_run_id' | 'model_not_loaded'
 
 /** A run the scheduler would not take; nothing of it ran. */
 export class SchedulerRejection extends Error {
@@ -125,8 +137,15 @@ export class SchedulerRejection extends Error {
   }
 }
 
+/** A served model with its call buffers. */
+interface ModelSlot<Features> {
+  manifest: Manifest
+  batch: StepBatch<Features>
+}
+
 interface ScheduledRun<Features> {
   runId: string
+  model: ModelSlot<Features>
   options: SamplingOptions
   rows: number
   observer: RunObserver
@@ -161,19 +180,22 @@ const RUN_SECONDS_SMOOTHING = 0.2
 export const MAX_PASSES = 16
 
 /**
- * Schedules sampling runs onto the model pair with step-level batching.
+ * Schedules sampling runs onto one or more model pairs with step-level batching; the first model given
+ * is the default.
  *
  * @example
- * const scheduler = new StepScheduler(pair.models, pair.manifest, limits, { telemetry, logger })
+ * const scheduler = new StepScheduler([teacher, student], limits, { telemetry, logger })
  * const exited = scheduler.submit('run-1', options, { accepted, started, step, ended })
+ * scheduler.submit('run-2', studentOptions, observer, student.manifest.modelId)
  * await scheduler.cancel('run-1', 'cancelled')
  */
 export class StepScheduler<Features> {
-  readonly #manifest: Manifest
+  /** By model id, the default first. */
+  readonly #models = new Map<string, ModelSlot<Features>>()
+  readonly #defaultModel: ModelSlot<Features>
   readonly #limits: SchedulerLimits
   readonly #telemetry: SchedulerTelemetry
   readonly #logger: Logger
-  readonly #batch: StepBatch<Features>
   readonly #queue: ScheduledRun<Features>[] = []
   readonly #active: ScheduledRun<Features>[] = []
   readonly #runs = new Map<string, ScheduledRun<Features>>()
@@ -184,15 +206,10 @@ export class StepScheduler<Features> {
   readonly #quantumMacs: number
 
   constructor(
-    models: DualRateModels<Features>,
-    manifest: Manifest,
+    served: readonly ServedModel<Features>[],
     limits: SchedulerLimits,
     { telemetry = {}, logger = jsonLogger() }: SchedulerOptions = {},
   ) {
-    // One step (heavy and light) of a full model call: no run gets further ahead of the least-served
-    // one than that before it yields its turn (fair-share.ts).
-    this.#quantumMacs =
-      limits.maxBatchRows * (manifest.models.heavy.macsPerCall + manifest.models.light.macsPerCall)
     for (const key of [
       'maxBatchRows',
       'maxActiveRows',
@@ -211,11 +228,42 @@ export class StepScheduler<Features> {
     if (!Number.isInteger(limits.maxQueuedRuns) || limits.maxQueuedRuns < 0) {
       throw new RangeError(`maxQueuedRuns must be a whole number, got ${limits.maxQueuedRuns}`)
     }
-    this.#manifest = manifest
+    for (const { manifest, models } of served) {
+      if (this.#models.has(manifest.modelId)) {
+        throw new RangeError(`model ${manifest.modelId} is given twice`)
+      }
+      const batch = new StepBatch(models, manifest, limits.maxBatchRows)
+      this.#models.set(manifest.modelId, { manifest, batch })
+    }
+    const [first] = this.#models.values()
+    if (!first) throw new RangeError('a scheduler needs at least one model')
+    this.#defaultModel = first
+    // One step (heavy and light) of a full call of the costliest model: no run gets further ahead of
+    // the least-served one than that before it yields its turn (fair-share.ts). Virtual time counts
+    // MACs, so runs of a cheap and a costly model share the machine by the work they are given.
+    this.#quantumMacs = Math.max(
+      ...served.map(
+        ({ manifest }) =>
+          limits.maxBatchRows *
+          (manifest.models.heavy.macsPerCall + manifest.models.light.macsPerCall),
+      ),
+    )
     this.#limits = { ...limits }
     this.#telemetry = telemetry
     this.#logger = logger
-    this.#batch = new StepBatch(models, manifest, limits.maxBatchRows)
+  }
+
+  /** The manifests of the models served, the default first. */
+  get manifests(): Manifest[] {
+    return [...this.#models.values()].map((model) => model.manifest)
+  }
+
+  /**
+   * The manifest of the model `modelId`, or of the default model when none is named; undefined for a
+   * model this scheduler does not serve.
+   */
+  manifestOf(modelId?: string): Manifest | undefined {
+    return modelId === undefined ? this.#defaultModel.manifest : this.#models.get(modelId)?.manifest
   }
 
   /** Runs waiting for a slot. */
@@ -245,11 +293,21 @@ export class StepScheduler<Features> {
   }
 
   /**
-   * Queues a run and starts it as soon as a slot is free. Throws a SchedulerRejection when the queue is
-   * full, the scheduler is draining or the id is taken; nothing runs then. The observer's `accepted`
-   * is called before this returns. Resolves (never rejects) with the run's summary once it has ended.
+   * Queues a run of the model `modelId` (default: the default model) and starts it as soon as a slot is
+   * free. Throws a SchedulerRejection when the model is not served, the queue is full, the scheduler is
+   * draining or the id is taken; nothing runs then. The observer's `accepted` is called before this
+   * returns. Resolves (never rejects) with the run's summary once it has ended.
    */
-  submit(runId: string, options: SamplingOptions, observer: RunObserver): Promise<RunSummary> {
+  submit(
+    runId: string,
+    options: SamplingOptions,
+    observer: RunObserver,
+    modelId?: string,
+  ): Promise<RunSummary> {
+    const model = modelId === undefined ? this.#defaultModel : this.#models.get(modelId)
+    if (!model) {
+      throw new SchedulerRejection('model_not_loaded', `model ${modelId} is not loaded`)
+    }
     if (this.#draining) {
       throw new SchedulerRejection('draining', 'the service is shutting down', this.#retryAfter())
     }
@@ -274,6 +332,7 @@ export class StepScheduler<Features> {
     })
     const run: ScheduledRun<Features> = {
       runId,
+      model,
       options,
       rows,
       observer,
@@ -368,7 +427,7 @@ export class StepScheduler<Features> {
       run.lastStepAt = run.startedAt
       run.virtualStartMacs = startingVirtualMacs(this.#active)
       try {
-        run.sampler = new SamplerRun<Features>(this.#manifest, run.options)
+        run.sampler = new SamplerRun<Features>(run.model.manifest, run.options)
       } catch (error) {
         // Options the shared schema refuses (callers validate first); the run fails, nothing stops.
         this.#end(run, 'failed', asError(error))
@@ -380,12 +439,19 @@ export class StepScheduler<Features> {
   }
 
   /**
-   * The model calls of one tick: the runs due by fair share, packed into calls (one run a call without
-   * batching, the baseline: there every active run steps each tick, round robin).
+   * The model calls of one tick: the runs due by fair share, each model's packed into calls of their own
+   * (one run a call without batching, the baseline: there every active run steps each tick, round
+   * robin). Models take their turns in the order their first due run was admitted.
    */
   #callGroups(): ScheduledRun<Features>[][] {
     if (!this.#limits.batching) return this.#active.map((run) => [run])
-    return packCalls(dueRuns(this.#active, this.#quantumMacs), this.#limits.maxBatchRows)
+    const byModel = new Map<ModelSlot<Features>, ScheduledRun<Features>[]>()
+    for (const run of dueRuns(this.#active, this.#quantumMacs)) {
+      const runs = byModel.get(run.model)
+      if (runs) runs.push(run)
+      else byModel.set(run.model, [run])
+    }
+    return [...byModel.values()].flatMap((runs) => packCalls(runs, this.#limits.maxBatchRows))
   }
 
   #wake(): void {
@@ -427,8 +493,8 @@ export class StepScheduler<Features> {
   }
 
   /**
-   * One step for the runs of one call group: a heavy call for those due, a light call for all; stopped
-   * runs drop out.
+   * One step for the runs of one call group (all of one model): a heavy call for those due, a light call
+   * for all; stopped runs drop out.
    */
   async #tick(runs: ScheduledRun<Features>[]): Promise<void> {
     const heavy = this.#live(runs).filter((run) => run.sampler?.heavyDue)
@@ -457,11 +523,12 @@ export class StepScheduler<Features> {
   async #call(model: 'heavy' | 'light', runs: ScheduledRun<Features>[]) {
     const samplers = runs.map((run) => run.sampler as SamplerRun<Features>)
     const rows = runs.reduce((sum, run) => sum + run.rows, 0)
+    const { batch, manifest } = (runs[0] as ScheduledRun<Features>).model
     const started = performance.now()
     try {
-      const result =
-        model === 'heavy' ? await this.#batch.heavy(samplers) : await this.#batch.light(samplers)
-      this.#telemetry.modelCall?.(model, rows, (performance.now() - started) / 1000)
+      const result = model === 'heavy' ? await batch.heavy(samplers) : await batch.light(samplers)
+      const seconds = (performance.now() - started) / 1000
+      this.#telemetry.modelCall?.(model, rows, seconds, manifest.modelId)
       return result
     } catch (error) {
       for (const run of runs) this.#end(run, 'failed', asError(error))

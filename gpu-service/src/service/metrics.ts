@@ -1,6 +1,6 @@
 // Prometheus metrics of the service (prom-client): runs by outcome, queue depth, active runs, rows in use,
-// waiting and available, model calls, rows per call, step latency and the execution providers in use. One
-// registry per service, so tests can run several services at once.
+// waiting and available, model calls (by network and model id), rows per call, step latency and the
+// execution providers in use. One registry per service, so tests can run several services at once.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { RunOutcome, SchedulerTelemetry, StepScheduler } from '../scheduler/step-scheduler.ts'
 
@@ -26,7 +26,7 @@ export interface ServiceMetrics {
  *
  * @example
  * const metrics = createServiceMetrics()
- * const scheduler = new StepScheduler(models, manifest, limits, { telemetry: metrics.telemetry })
+ * const scheduler = new StepScheduler(loaded.pairs, limits, { telemetry: metrics.telemetry })
  * metrics.watch(scheduler)
  * app.get('/metrics', async (c) => c.text(await metrics.registry.metrics()))
  */
@@ -84,23 +84,24 @@ export function createServiceMetrics(): ServiceMetrics {
       this.set(scheduler?.load.capacityRows ?? 0)
     },
   })
+  // `model` is the network (heavy encoder, light denoiser), `model_id` the loaded model it belongs to.
   const modelCalls = new Counter({
     name: 'dualrate_model_calls_total',
-    help: 'Model calls by model (heavy encoder, light denoiser)',
-    labelNames: ['model'],
+    help: 'Model calls by network (heavy encoder, light denoiser) and model id',
+    labelNames: ['model', 'model_id'],
     registers,
   })
   const batchRows = new Histogram({
     name: 'dualrate_batch_rows',
     help: 'Image rows per model call (guided images count twice)',
-    labelNames: ['model'],
+    labelNames: ['model', 'model_id'],
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers,
   })
   const modelCallSeconds = new Histogram({
     name: 'dualrate_model_call_seconds',
     help: 'Duration of one batched model call',
-    labelNames: ['model'],
+    labelNames: ['model', 'model_id'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers,
   })
@@ -126,10 +127,11 @@ export function createServiceMetrics(): ServiceMetrics {
   return {
     registry,
     telemetry: {
-      modelCall(model, rows, seconds) {
-        modelCalls.inc({ model })
-        batchRows.observe({ model }, rows)
-        modelCallSeconds.observe({ model }, seconds)
+      modelCall(model, rows, seconds, modelId) {
+        const labels = { model, model_id: modelId }
+        modelCalls.inc(labels)
+        batchRows.observe(labels, rows)
+        modelCallSeconds.observe(labels, seconds)
       },
       runStepped(seconds) {
         steps.inc()

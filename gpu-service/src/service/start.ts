@@ -1,13 +1,14 @@
-// Starts the gpu-service: listens at once (so /healthz answers while models load), loads and warms the
-// model pair, then opens /v1 to runs. `shutdown` drains: new runs are refused, in-flight runs get the
+// Starts the gpu-service: listens at once (so /healthz answers while models load), loads and warms every
+// model of the models folder (models-folder.ts: the default and one per subfolder), then opens /v1 to runs. `shutdown` drains: new runs are refused, in-flight runs get the
 // grace period, then the listener closes and the sessions are released.
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApp } from '../http/app.ts'
-import type { Readiness } from '../http/routes/health.ts'
+import { type Readiness, readyModel } from '../http/routes/health.ts'
 import type { RunEngine } from '../http/routes/runs.ts'
-import { loadModelPair, type ModelPair } from '../onnx/model-pair.ts'
+import type { ModelPair } from '../onnx/model-pair.ts'
+import { type LoadedModels, loadModelsFolder } from '../onnx/models-folder.ts'
 import { sample } from '../sampler/sample.ts'
 import { StepScheduler } from '../scheduler/step-scheduler.ts'
 import type { ServiceConfig } from './config.ts'
@@ -18,8 +19,9 @@ export interface RunningService {
   /** `http://host:port`, with the port the system chose when config.port is 0. */
   url: string
   /**
-   * Resolves once the models are loaded and warmed; rejects if they cannot be (ExecutionProviderError
-   * when the device's execution provider cannot be loaded).
+   * Resolves once every model is loaded and warmed; rejects if one cannot be (ExecutionProviderError
+   * when the device's execution provider cannot be loaded; an Error naming the file for a models
+   * folder that cannot be served: no default manifest, an invalid one, one model id twice).
    */
   ready: Promise<void>
   metrics: ServiceMetrics
@@ -39,7 +41,7 @@ export async function startService(
   const metrics = createServiceMetrics()
   const readiness: Readiness = { ready: false, draining: false }
   let engine: RunEngine | undefined
-  let pair: ModelPair | undefined
+  let loaded: LoadedModels | undefined
   const openStreams = new Set<Promise<void>>()
   const app = createApp({
     hmacSecret,
@@ -67,25 +69,30 @@ export async function startService(
   const host = config.host.includes(':') ? `[${config.host}]` : config.host
 
   const ready = (async () => {
-    pair = await loadModelPair(config.modelsDir, config.session)
+    loaded = await loadModelsFolder(config.modelsDir, config.session)
+    const { pairs } = loaded
     const started = performance.now()
-    await warmUp(pair)
-    const scheduler = new StepScheduler(pair.models, pair.manifest, config.scheduler, {
+    for (const pair of pairs) await warmUp(pair)
+    const scheduler = new StepScheduler(pairs, config.scheduler, {
       telemetry: metrics.telemetry,
       logger,
     })
+    // Every session was created with the same configuration, so they all run on the same providers.
+    const { executionProviders } = pairs[0] as ModelPair
     metrics.watch(scheduler)
-    metrics.executionProvidersInUse(pair.executionProviders)
-    engine = { scheduler, manifest: pair.manifest }
+    metrics.executionProvidersInUse(executionProviders)
+    engine = { scheduler }
     readiness.engine = {
       device: config.session.device,
-      executionProviders: pair.executionProviders,
+      executionProviders,
+      models: pairs.map((pair, index) => readyModel(pair.manifest, index === 0)),
     }
     readiness.ready = true
     logger.info('ready', {
-      modelId: pair.manifest.modelId,
+      modelId: scheduler.manifestOf()?.modelId,
+      models: pairs.map((pair) => ({ modelId: pair.manifest.modelId, dir: pair.dir })),
       device: config.session.device,
-      executionProviders: pair.executionProviders,
+      executionProviders,
       warmUpMs: Math.round(performance.now() - started),
       ...config.scheduler,
     })
@@ -105,7 +112,7 @@ export async function startService(
       await settledWithin([...openStreams], CLOSE_WAIT_MS)
       await settledWithin([new Promise((resolve) => server.close(resolve))], CLOSE_WAIT_MS)
       server.closeAllConnections()
-      await pair?.release()
+      await loaded?.release()
     },
   }
 }

@@ -1,9 +1,11 @@
 // Probes, metrics, the OpenAPI document and unknown paths, through the real service on loopback.
+import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
 import { parseServiceConfig } from '../../../gpu-service/src/service/config.ts'
 import { jsonLogger } from '../../../gpu-service/src/service/logger.ts'
 import { KEEP_ALIVE_TIMEOUT_MS, startService } from '../../../gpu-service/src/service/start.ts'
+import { parseManifest } from '../../../shared/model-manifest.ts'
 import { PROBLEM_CONTENT_TYPE } from '../../../shared/problem.ts'
 import { startTestService, TEST_SECRET, type TestService } from '../../fixtures/service.ts'
 
@@ -32,10 +34,19 @@ describe('probes and metrics', () => {
     const health = await fetch(`${service.url}/healthz`)
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }])
     const ready = await fetch(`${service.url}/readyz`)
-    expect([ready.status, await ready.json()]).toEqual([
+    const { models, ...engine } = (await ready.json()) as { models: Record<string, unknown>[] }
+    expect([ready.status, engine]).toEqual([
       200,
       { status: 'ready', device: 'cpu', executionProviders: ['cpu'] },
     ])
+    // The committed model is the default; subfolder models (distilled students) may follow it.
+    const committed = parseManifest(await readFile('gpu-service/models/manifest.json', 'utf8'))
+    expect(models[0]).toEqual({
+      id: committed.modelId,
+      default: true,
+      recommended: committed.recommended,
+    })
+    expect(models.slice(1).every((model) => model.default === false)).toBe(true)
     expect(service.logs.find((line) => line.msg === 'ready')).toMatchObject({
       device: 'cpu',
       executionProviders: ['cpu'],

@@ -5,10 +5,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signedFetch } from '../../../gpu-service/src/cli/run-client.ts'
 import { PROBLEM_CONTENT_TYPE, problemSchema } from '../../../shared/problem.ts'
 import { SIGNATURE_HEADER, signRequest } from '../../../shared/request-signature.ts'
-import { type RunRequest, runCancellationSchema } from '../../../shared/run-protocol.ts'
+import {
+  MODEL_NOT_LOADED_PROBLEM,
+  type RunEvent,
+  type RunRequest,
+  runCancellationSchema,
+} from '../../../shared/run-protocol.ts'
 import { SSE_HEARTBEAT } from '../../../shared/sse.ts'
 import { collect, drain, readUntil } from '../../fixtures/run-stream.ts'
 import { startTestService, type TestService } from '../../fixtures/service.ts'
+import {
+  type ModelsFolder,
+  STUDENT_ID,
+  TEACHER_ID,
+  teacherAndStudent,
+} from '../fixtures/models-folder.ts'
 
 const request: RunRequest = {
   classIndex: 7,
@@ -20,11 +31,14 @@ const request: RunRequest = {
   previewEvery: 0,
 }
 
+/** The committed model, the default one. */
+const MODEL_ID = TEACHER_ID
+
 /** Model calls and steps so far: what "nothing ran" and "no more steps" are measured with. */
 async function work(service: TestService) {
   return {
-    heavy: await service.metric('dualrate_model_calls_total{model="heavy"}'),
-    light: await service.metric('dualrate_model_calls_total{model="light"}'),
+    heavy: await service.metric(`dualrate_model_calls_total{model="heavy",model_id="${MODEL_ID}"}`),
+    light: await service.metric(`dualrate_model_calls_total{model="light",model_id="${MODEL_ID}"}`),
     steps: await service.metric('dualrate_steps_total'),
   }
 }
@@ -65,7 +79,7 @@ describe('POST /v1/runs', () => {
     expect(events[1]).toEqual({
       type: 'started',
       runId: 'stream-1',
-      modelId: 'dualrate-547fb728e629',
+      modelId: MODEL_ID,
     })
     const steps = events.filter((event) => event.type === 'step')
     expect(steps.map(({ step, heavy }) => [step, heavy])).toEqual([
@@ -384,4 +398,128 @@ describe('load shedding', () => {
     await reader.cancel()
     expect((await signedFetch(service.client, 'DELETE', '/v1/runs/ahead')).status).toBe(200)
   })
+})
+
+describe('POST /v1/runs naming a model', () => {
+  let folder: ModelsFolder
+  let service: TestService
+  beforeAll(async () => {
+    folder = await teacherAndStudent()
+    service = await startTestService({ DUALRATE_MODELS_DIR: folder.dir })
+  })
+  afterAll(async () => {
+    await service.shutdown(0)
+    await folder.remove()
+  })
+
+  /** A run at what the student supports: 4 steps, the heavy encoder at 0 and 2, guidance 1. */
+  const studentRequest: RunRequest = {
+    classIndex: 3,
+    count: 2,
+    steps: 4,
+    heavySchedule: { steps: [0, 2] },
+    guidance: 1,
+    seed: 6,
+    previewEvery: 0,
+    model: STUDENT_ID,
+  }
+
+  /** A run's events, to its end. */
+  async function run(body: RunRequest) {
+    const response = await signedFetch(service.client, 'POST', '/v1/runs', { body })
+    expect(response.status).toBe(200)
+    return (await collect(response)).map((message) => message.event)
+  }
+
+  function imagesOf(events: RunEvent[]) {
+    const result = events.at(-1)
+    if (result?.type !== 'result') throw new Error(`run ended with ${JSON.stringify(result)}`)
+    return result.images
+  }
+
+  /** Rows of one model's light calls so far, and how many calls. */
+  async function lightRows(modelId: string) {
+    const labels = `{model="light",model_id="${modelId}"}`
+    return {
+      rows: await service.metric(`dualrate_batch_rows_sum${labels}`),
+      calls: await service.metric(`dualrate_model_calls_total${labels}`),
+    }
+  }
+
+  it('runs each model, and its started and result events name the model that ran', async () => {
+    const onStudent = await run({ ...studentRequest, runId: 'on-student' })
+    const onDefault = await run({ ...request, runId: 'on-default' })
+    for (const [events, modelId] of [
+      [onStudent, STUDENT_ID],
+      [onDefault, TEACHER_ID],
+    ] as const) {
+      expect(events.find((event) => event.type === 'started')).toMatchObject({ modelId })
+      expect(events.at(-1)).toMatchObject({ type: 'result', modelId })
+    }
+    expect(onStudent.filter((event) => event.type === 'step')).toHaveLength(4)
+    const ended = service.logs.find(
+      (line) => line.msg === 'run ended' && line.runId === 'on-student',
+    )
+    expect(ended).toMatchObject({ modelId: STUDENT_ID, outcome: 'completed' })
+  })
+
+  it('batches each model apart, and a run keeps the pixels it gets alone beside the other model', async () => {
+    const teacherRequest = { ...request, steps: 12, heavySchedule: { every: 4 } }
+    const alone = {
+      teacher: imagesOf(await run({ ...teacherRequest, runId: 'teacher-alone' })),
+      student: imagesOf(await run({ ...studentRequest, runId: 'student-alone' })),
+    }
+    const before = { teacher: await lightRows(TEACHER_ID), student: await lightRows(STUDENT_ID) }
+    const [teacher, student] = await Promise.all([
+      run({ ...teacherRequest, runId: 'teacher-mixed' }),
+      run({ ...studentRequest, runId: 'student-mixed' }),
+      run({ ...teacherRequest, classIndex: 1, count: 1, seed: 8, runId: 'teacher-other' }),
+    ])
+    const after = { teacher: await lightRows(TEACHER_ID), student: await lightRows(STUDENT_ID) }
+    expect(imagesOf(teacher as RunEvent[])).toEqual(alone.teacher)
+    expect(imagesOf(student as RunEvent[])).toEqual(alone.student)
+    // The student's calls held its own rows only (2 images, guidance 1: 2 rows, 4 steps), the default
+    // model's calls its two runs' rows (4 + 2 rows, 12 steps), shared: fewer calls than steps.
+    expect(after.student.rows - before.student.rows).toBe(2 * 4)
+    expect(after.teacher.rows - before.teacher.rows).toBe((4 + 2) * 12)
+    expect(after.teacher.calls - before.teacher.calls).toBeLessThan(2 * 12)
+  })
+
+  it('refuses a model it has not loaded with 404 of type model-not-loaded, and runs nothing', async () => {
+    const before = await work(service)
+    const response = await signedFetch(service.client, 'POST', '/v1/runs', {
+      body: { ...request, model: 'dualrate-ffffffffffff' },
+    })
+    expect(response.status).toBe(404)
+    expect(response.headers.get('content-type')).toBe(PROBLEM_CONTENT_TYPE)
+    expect(problemSchema.parse(await response.json())).toMatchObject({
+      type: MODEL_NOT_LOADED_PROBLEM,
+      status: 404,
+      title: 'Model not loaded',
+      detail: `model dualrate-ffffffffffff is not loaded here (loaded: ${TEACHER_ID}, ${STUDENT_ID})`,
+    })
+    expect(await work(service)).toEqual(before)
+  })
+
+  it.each([
+    ['steps', { steps: 8, heavySchedule: { every: 2 } }, 'this model samples with 4 steps only'],
+    [
+      'heavySchedule',
+      { heavySchedule: { every: 1 } },
+      'at 4 steps this model runs the heavy encoder at {"steps":[0,2]} only',
+    ],
+    ['guidance', { guidance: 2 }, 'this model was distilled at guidance 1 only'],
+  ])(
+    'refuses %s the model does not support with 400 naming the field, and runs nothing',
+    async (path, change, message) => {
+      const before = { work: await work(service), student: await lightRows(STUDENT_ID) }
+      const response = await signedFetch(service.client, 'POST', '/v1/runs', {
+        body: { ...studentRequest, ...change },
+      })
+      const body = await expectProblem(response, 400, 'Invalid request')
+      expect(body.errors).toEqual([{ path, message }])
+      expect(body.detail).toBe(`${path}: ${message}`)
+      expect({ work: await work(service), student: await lightRows(STUDENT_ID) }).toEqual(before)
+    },
+  )
 })

@@ -68,7 +68,7 @@ function watching(scheduler: () => StepScheduler<Float32Array>) {
 
 describe('StepScheduler load', () => {
   it('is empty with the capacity of maxActiveRows before any run', () => {
-    const scheduler = new StepScheduler(slowModels(), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels() }], limits)
     expect(scheduler.load).toEqual({
       queuedRuns: 0,
       queuedRows: 0,
@@ -81,7 +81,7 @@ describe('StepScheduler load', () => {
   })
 
   it('counts a run in the queue when it is accepted and among the active ones once started', async () => {
-    const scheduler = new StepScheduler(slowModels(), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels() }], limits)
     const run = watching(() => scheduler)
     scheduler.submit('first', options, run.observer)
     expect(run.seen).toEqual({
@@ -93,7 +93,7 @@ describe('StepScheduler load', () => {
   })
 
   it('counts runs and rows waiting behind maxActiveRuns apart from those stepping', async () => {
-    const scheduler = new StepScheduler(slowModels(), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels() }], limits)
     const runs = ['a', 'b', 'c', 'd'].map((runId, index) => {
       const run = watching(() => scheduler)
       scheduler.submit(runId, { ...options, count: index + 1, seed: index }, run.observer)

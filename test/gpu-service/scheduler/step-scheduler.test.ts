@@ -95,7 +95,7 @@ const classesIn = (call: ModelCall) => [...new Set(call.label.filter((label) => 
 
 describe('StepScheduler', () => {
   it('runs a run through accepted, started, every step and ended, with the pixels of sample()', async () => {
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits)
     const run = recorder()
     scheduler.submit('a', options, run.observer)
     const summary = await run.ended
@@ -113,7 +113,7 @@ describe('StepScheduler', () => {
 
   it('puts concurrent runs into shared calls, and each keeps the pixels it gets alone', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], limits)
     const runs = [0, 1, 2].map((i) => ({
       ...recorder(),
       options: { ...options, classIndex: i, seed: 10 + i, count: i + 1 },
@@ -130,7 +130,10 @@ describe('StepScheduler', () => {
 
   it('with batching off gives each run its own calls, round robin', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, { ...limits, batching: false })
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], {
+      ...limits,
+      batching: false,
+    })
     const runs = [0, 1].map(() => recorder())
     scheduler.submit('r0', { ...options, classIndex: 0 }, runs[0]?.observer as RunObserver)
     scheduler.submit('r1', { ...options, classIndex: 1 }, runs[1]?.observer as RunObserver)
@@ -144,7 +147,7 @@ describe('StepScheduler', () => {
 
   it('queues beyond maxActiveRuns and refuses beyond maxQueuedRuns, running nothing', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, {
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], {
       ...limits,
       maxActiveRuns: 1,
       maxQueuedRuns: 1,
@@ -169,7 +172,7 @@ describe('StepScheduler', () => {
 
   it('cancels an active run before its next model call and answers once it has stopped', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls, 5), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls, 5) }], limits)
     const [keep, stop] = [recorder(), recorder()]
     scheduler.submit('keep', { ...options, classIndex: 0, steps: 12 }, keep.observer)
     scheduler.submit('stop', { ...options, classIndex: 1, steps: 12 }, stop.observer)
@@ -192,7 +195,7 @@ describe('StepScheduler', () => {
 
   it('ends a queued run at once when cancelled, and a run past its deadline', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, {
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], {
       ...limits,
       maxActiveRuns: 1,
       runDeadlineMs: 40,
@@ -215,17 +218,14 @@ describe('StepScheduler', () => {
   it('fails the runs of a model call that throws and goes on with the next', async () => {
     let failures = 1
     const models = fakeModels()
-    const scheduler = new StepScheduler(
-      {
-        heavy: models.heavy,
-        light: async (feeds) => {
-          if (failures-- > 0) throw new Error('device lost')
-          return models.light(feeds)
-        },
+    const failingOnce: DualRateModels<Float32Array> = {
+      heavy: models.heavy,
+      light: async (feeds) => {
+        if (failures-- > 0) throw new Error('device lost')
+        return models.light(feeds)
       },
-      manifest,
-      limits,
-    )
+    }
+    const scheduler = new StepScheduler([{ manifest, models: failingOnce }], limits)
     const [failed, next] = [recorder(), recorder()]
     scheduler.submit('failed', options, failed.observer)
     const summary = await failed.ended
@@ -242,7 +242,9 @@ describe('StepScheduler', () => {
     'ends a run whose %s observer throws as failed, once, logs it, and the other runs complete',
     async (callback, stepsCompleted) => {
       const { lines, logger } = captureLogger()
-      const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+      const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits, {
+        logger,
+      })
       const [broken, healthy] = [recorder(), recorder()]
       const exited = scheduler.submit('broken', options, {
         ...broken.observer,
@@ -275,7 +277,7 @@ describe('StepScheduler', () => {
 
   it('exits a run whose ended observer throws as failed; cancel and drain still answer', async () => {
     const { lines, logger } = captureLogger()
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits, { logger })
     const throwingEnded = (run: ReturnType<typeof recorder>): RunObserver => ({
       ...run.observer,
       ended: (summary) => {
@@ -308,7 +310,7 @@ describe('StepScheduler', () => {
   })
 
   it('fails a run whose options the sampler refuses, and goes on with the others', async () => {
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits)
     const [bad, good] = [recorder(), recorder()]
     const exited = scheduler.submit('bad', { ...options, steps: 0 }, bad.observer)
     scheduler.submit('good', options, good.observer)
@@ -319,7 +321,7 @@ describe('StepScheduler', () => {
 
   it('goes on with the next runs after an observer throws something that is not an Error', async () => {
     const { logger } = captureLogger()
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits, { logger })
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits, { logger })
     const exited = scheduler.submit('odd', options, {
       ...recorder().observer,
       started: () => {
@@ -333,7 +335,7 @@ describe('StepScheduler', () => {
   })
 
   it('drains: refuses new runs, finishes within the grace period, stops the rest after it', async () => {
-    const scheduler = new StepScheduler(slowModels([]), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], limits)
     const [short, long] = [recorder(), recorder()]
     scheduler.submit('short', options, short.observer)
     scheduler.submit('long', { ...options, steps: 1000 }, long.observer)
@@ -359,7 +361,7 @@ describe('StepScheduler admission', () => {
   it('runs one-image runs beside a 128-row run, in calls of at most maxBatchRows rows', async () => {
     const calls: ModelCall[] = []
     const timeline: string[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], limits)
     const runs = [
       { name: 'big', options: big },
       { name: 'small', options: small },
@@ -397,7 +399,7 @@ describe('StepScheduler admission', () => {
 
   it('gives equal runs the same turns, so they keep sharing one call', async () => {
     const calls: ModelCall[] = []
-    const scheduler = new StepScheduler(slowModels(calls), manifest, limits)
+    const scheduler = new StepScheduler([{ manifest, models: slowModels(calls) }], limits)
     const runs = [0, 1, 2].map((classIndex) => ({
       options: { ...small, classIndex },
       ...recorder(`run-${classIndex}`),
@@ -412,7 +414,7 @@ describe('StepScheduler admission', () => {
 
   it('keeps maxActiveRows: a run that does not fit waits, and later runs that fit pass it', async () => {
     const timeline: string[] = []
-    const scheduler = new StepScheduler(slowModels([]), manifest, {
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([]) }], {
       ...limits,
       maxBatchRows: 4,
       maxActiveRows: 4,
@@ -442,7 +444,7 @@ describe('StepScheduler admission', () => {
 
   it(`lets a waiting run be passed ${MAX_PASSES} times, then holds later runs until it fits`, async () => {
     const timeline: string[] = []
-    const scheduler = new StepScheduler(slowModels([], 1), manifest, {
+    const scheduler = new StepScheduler([{ manifest, models: slowModels([], 1) }], {
       ...limits,
       maxBatchRows: 4,
       maxActiveRows: 4,
@@ -472,7 +474,167 @@ describe('StepScheduler admission', () => {
 
   it('refuses maxActiveRows below maxBatchRows', () => {
     expect(
-      () => new StepScheduler(slowModels([]), manifest, { ...limits, maxActiveRows: 64 }),
+      () =>
+        new StepScheduler([{ manifest, models: slowModels([]) }], { ...limits, maxActiveRows: 64 }),
     ).toThrow(new RangeError('maxActiveRows (64) must be at least maxBatchRows (128)'))
+  })
+})
+
+describe('StepScheduler with several models', () => {
+  const student = { ...validManifest(), modelId: 'dualrate-00000000000b' }
+
+  /** Both models' fakes, each recording its own calls, and the most calls ever in flight at once. */
+  function twoModels() {
+    const teacherCalls: ModelCall[] = []
+    const studentCalls: ModelCall[] = []
+    let inFlight = 0
+    const track = (models: DualRateModels<Float32Array>): DualRateModels<Float32Array> => ({
+      async heavy(feeds) {
+        track.most = Math.max(track.most, ++inFlight)
+        await sleep(2)
+        inFlight--
+        return models.heavy(feeds)
+      },
+      async light(feeds) {
+        track.most = Math.max(track.most, ++inFlight)
+        await sleep(2)
+        inFlight--
+        return models.light(feeds)
+      },
+    })
+    track.most = 0
+    const served = [
+      { manifest, models: track(fakeModels(teacherCalls)) },
+      { manifest: student, models: track(fakeModels(studentCalls)) },
+    ]
+    return { served, teacherCalls, studentCalls, mostInFlight: () => track.most }
+  }
+
+  it("batches each model's runs apart, one call at a time, each run with the pixels it gets alone", async () => {
+    const { served, teacherCalls, studentCalls, mostInFlight } = twoModels()
+    const telemetry: string[] = []
+    const scheduler = new StepScheduler(served, limits, {
+      telemetry: {
+        modelCall: (model, _rows, _seconds, modelId) => telemetry.push(`${modelId} ${model}`),
+      },
+    })
+    const runs = [0, 1, 2, 3].map((classIndex) => ({
+      ...recorder(),
+      options: { ...options, classIndex, seed: 20 + classIndex },
+      modelId: classIndex < 2 ? undefined : student.modelId,
+    }))
+    for (const [index, run] of runs.entries()) {
+      scheduler.submit(`m${index}`, run.options, run.observer, run.modelId)
+    }
+    for (const run of runs) {
+      const summary = await run.ended
+      const alone = await sample(fakeModels(), run.modelId ? student : manifest, run.options)
+      expect(summary.images).toEqual(alone.images)
+    }
+    // Classes 0 and 1 ran on the default model, 2 and 3 on the student: never in one call.
+    const classes = (calls: ModelCall[]) => [...new Set(calls.flatMap(classesIn))].sort()
+    expect(classes(teacherCalls)).toEqual([0n, 1n])
+    expect(classes(studentCalls)).toEqual([2n, 3n])
+    // Within a model the runs still share calls: one light call a step for both of its runs.
+    for (const calls of [teacherCalls, studentCalls]) {
+      const light = calls.filter((call) => call.model === 'light')
+      expect(light.map((call) => call.rows)).toEqual(Array(options.steps).fill(4))
+    }
+    expect(mostInFlight()).toBe(1)
+    expect(telemetry.filter((line) => line.endsWith('light'))).toEqual(
+      Array.from({ length: options.steps }, () => [
+        `${manifest.modelId} light`,
+        `${student.modelId} light`,
+      ]).flat(),
+    )
+  })
+
+  it('counts the runs of every model against maxActiveRuns, and in the load', async () => {
+    const { served } = twoModels()
+    const scheduler = new StepScheduler(served, { ...limits, maxActiveRuns: 2 })
+    const runs = [recorder(), recorder(), recorder()]
+    scheduler.submit('teacher', { ...options, steps: 50 }, runs[0]?.observer as RunObserver)
+    scheduler.submit(
+      'student',
+      { ...options, steps: 50, count: 3 },
+      runs[1]?.observer as RunObserver,
+      student.modelId,
+    )
+    scheduler.submit(
+      'waiting',
+      { ...options, guidance: 1 },
+      runs[2]?.observer as RunObserver,
+      student.modelId,
+    )
+    expect(scheduler.load).toEqual({
+      queuedRuns: 1,
+      queuedRows: 1,
+      activeRuns: 2,
+      activeRows: 2 + 6,
+      capacityRows: limits.maxActiveRows,
+      capacityRuns: 2,
+      draining: false,
+    })
+    await scheduler.drain(0)
+  })
+
+  it("keeps the fair share across models: a one-image run is not paced by another model's 128-row run", async () => {
+    const { served } = twoModels()
+    const timeline: string[] = []
+    const scheduler = new StepScheduler(served, limits)
+    const big = recorder('big', timeline)
+    const small = recorder('small', timeline)
+    const bigOptions = { ...options, classIndex: 0, count: 64, guidance: 2, steps: 6 }
+    scheduler.submit('big', bigOptions, big.observer)
+    scheduler.submit(
+      'small',
+      { ...options, count: 1, guidance: 1 },
+      small.observer,
+      student.modelId,
+    )
+    await Promise.all([big.ended, small.ended])
+    const bigStepsBeforeSmallEnded = timeline
+      .slice(0, timeline.indexOf('small ended completed'))
+      .filter((line) => line.startsWith('big step')).length
+    expect(bigStepsBeforeSmallEnded).toBeLessThan(bigOptions.steps / 2)
+  })
+
+  it('serves the default model when none is named, and refuses one it does not serve', () => {
+    const { served } = twoModels()
+    const scheduler = new StepScheduler(served, limits)
+    expect(scheduler.manifests.map((served) => served.modelId)).toEqual([
+      manifest.modelId,
+      student.modelId,
+    ])
+    expect(scheduler.manifestOf()).toBe(manifest)
+    expect(scheduler.manifestOf(student.modelId)).toBe(student)
+    expect(scheduler.manifestOf('dualrate-ffffffffffff')).toBeUndefined()
+    const run = recorder()
+    const rejection = rejectionOf(() =>
+      scheduler.submit('unknown', options, run.observer, 'dualrate-ffffffffffff'),
+    )
+    expect(rejection).toMatchObject({
+      reason: 'model_not_loaded',
+      message: 'model dualrate-ffffffffffff is not loaded',
+    })
+    expect(run.log).toEqual([])
+    expect([scheduler.activeRuns, scheduler.queueDepth]).toEqual([0, 0])
+  })
+
+  it('refuses no models, and a model given twice', () => {
+    expect(() => new StepScheduler([], limits)).toThrow(
+      new RangeError('a scheduler needs at least one model'),
+    )
+    const models = slowModels([])
+    expect(
+      () =>
+        new StepScheduler(
+          [
+            { manifest, models },
+            { manifest, models },
+          ],
+          limits,
+        ),
+    ).toThrow(new RangeError(`model ${manifest.modelId} is given twice`))
   })
 })

@@ -1,18 +1,21 @@
 // POST /v1/runs streams a run's events as SSE while the step scheduler works on it; DELETE /v1/runs/:id
-// stops it before its next model call. The request is validated with the shared schema first: a bad
-// body, a full queue or a draining service is answered before anything runs. Each run's unwritten
+// stops it before its next model call. The request is validated with the shared schema first, then
+// against the model it names (absent: the default model): a bad body, a model not loaded here, options
+// the model does not support, a full queue or a draining service is answered before anything runs. Each run's unwritten
 // events wait in a bounded queue: a newer preview replaces an unwritten older one, and a client too slow
 // for the limits has its run stopped as disconnected (logged with the reason).
 import { randomUUID } from 'node:crypto'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
 import type { RequestIdVariables } from 'hono/request-id'
 import { stream } from 'hono/streaming'
-import type { Manifest } from '../../../../shared/model-manifest.ts'
+import { unsupportedOptions } from '../../../../shared/model-support.ts'
 import { problemSchema } from '../../../../shared/problem.ts'
 import {
   LOAD_REPORT_HEADER,
   LOAD_REPORT_REQUESTED,
+  MODEL_NOT_LOADED_PROBLEM,
   RUN_PROBLEM_TYPES,
   type RunCancellation,
   type RunEvent,
@@ -31,13 +34,17 @@ import {
 import type { Logger } from '../../service/logger.ts'
 import type { ServiceMetrics } from '../../service/metrics.ts'
 import { EventQueue, type EventQueueLimits } from '../event-queue.ts'
-import { invalidRequest, problemException, withRequestId } from '../problem-response.ts'
+import {
+  invalidFields,
+  invalidRequest,
+  problemException,
+  withRequestId,
+} from '../problem-response.ts'
 import { OUTCOME_PROBLEMS, runEventObserver } from '../run-events.ts'
 
-/** What serves runs once the models are loaded and warmed. */
+/** What serves runs once the models are loaded and warmed: the scheduler knows the models it serves. */
 export interface RunEngine {
   scheduler: StepScheduler<unknown>
-  manifest: Manifest
 }
 
 export interface RunsRouteOptions {
@@ -87,8 +94,15 @@ const postRun = createRoute({
         'step..., preview..., then result or error',
       content: { [SSE_CONTENT_TYPE]: { schema: runEventSchema } },
     },
-    400: { description: 'The body fails the run request schema', content: problemContent },
+    400: {
+      description: 'The body fails the run request schema, or asks what its model does not support',
+      content: problemContent,
+    },
     401: { description: 'Missing, wrong or stale signature', content: problemContent },
+    404: {
+      description: `The model named is not loaded here (type ${MODEL_NOT_LOADED_PROBLEM})`,
+      content: problemContent,
+    },
     409: { description: 'A run with this runId is in progress', content: problemContent },
     503: {
       description: 'Queue full, not ready or shutting down; see Retry-After',
@@ -110,6 +124,20 @@ const deleteRun = createRoute({
     404: { description: 'No queued or active run with this id', content: problemContent },
   },
 })
+
+/**
+ * The 404 for a run naming a model this service has not loaded: the edge may find it on another backend
+ * (a fleet mid-rollout), so the type says exactly that.
+ */
+function modelNotLoaded(c: Context, scheduler: StepScheduler<unknown>, model: string | undefined) {
+  const loaded = scheduler.manifests.map((manifest) => manifest.modelId).join(', ')
+  return problemException(c, {
+    type: MODEL_NOT_LOADED_PROBLEM,
+    status: 404,
+    title: 'Model not loaded',
+    detail: `model ${model} is not loaded here (loaded: ${loaded})`,
+  })
+}
 
 /**
  * The /v1 run routes (mounted under /v1, behind the signature check).
@@ -135,8 +163,16 @@ export function runsRoutes(options: RunsRouteOptions) {
   }
 
   app.openapi(postRun, (c) => {
-    const { manifest, scheduler } = readyEngine(c)
-    const { runId = randomUUID(), previewEvery, ...sampling } = c.req.valid('json')
+    const { scheduler } = readyEngine(c)
+    const { model, runId = randomUUID(), previewEvery, ...sampling } = c.req.valid('json')
+    const manifest = scheduler.manifestOf(model)
+    if (!manifest) throw modelNotLoaded(c, scheduler, model)
+    // A distilled student samples well only with what it was distilled for (shared/model-support.ts).
+    const unsupported = unsupportedOptions(manifest.supports, sampling)
+    if (unsupported.length > 0) {
+      const errors = unsupported.map(({ path, message }) => ({ path: path.join('.'), message }))
+      throw new HTTPException(400, { res: invalidFields(c, errors) })
+    }
     const requestId = c.get('requestId')
     // The load rides on `accepted` only when asked for: an edge that predates the field refuses it.
     const reportLoad = c.req.header(LOAD_REPORT_HEADER) === LOAD_REPORT_REQUESTED
@@ -180,6 +216,7 @@ export function runsRoutes(options: RunsRouteOptions) {
       const line = {
         requestId,
         ...fields,
+        modelId: manifest.modelId,
         count: sampling.count,
         steps: sampling.steps,
         ...(overflow && { reason: overflow }),
@@ -188,18 +225,24 @@ export function runsRoutes(options: RunsRouteOptions) {
       else logger.info('run ended', line)
     }
     try {
-      scheduler.submit(runId, sampling, {
-        ...observer,
-        ended(summary) {
-          observer.ended(summary)
-          queue.close()
-          logEnd(summary)
+      scheduler.submit(
+        runId,
+        sampling,
+        {
+          ...observer,
+          ended(summary) {
+            observer.ended(summary)
+            queue.close()
+            logEnd(summary)
+          },
         },
-      })
+        manifest.modelId,
+      )
     } catch (error) {
       if (!(error instanceof SchedulerRejection)) throw error
       metrics.runRejected()
       logger.warn('run rejected', { requestId, runId, reason: error.reason })
+      if (error.reason === 'model_not_loaded') throw modelNotLoaded(c, scheduler, model)
       if (error.reason === 'duplicate_run_id') {
         throw problemException(c, { status: 409, title: 'Run exists', detail: error.message })
       }
