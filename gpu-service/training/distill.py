@@ -53,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--teacher-models-dir", default="gpu-service/models",
                    help="the teacher's model folder (manifest.json, heavy.onnx, light.onnx, golden.json)")
     p.add_argument("--data-dir", default=None,
-                   help="Fashion-MNIST IDX folder, hashed into the record (default: Debian's, or $FASHION_MNIST_DIR)")
+                   help="Fashion-MNIST IDX folder, to check the teacher's dataset hash against (optional; default: "
+                        "Debian's, or $FASHION_MNIST_DIR)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU); default torch's")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this much distillation time")
@@ -225,6 +226,25 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
+class DatasetMismatchError(RuntimeError):
+    pass
+
+
+def dataset_record(teacher_manifest, data_dir):
+    """The dataset hash a student records, and where it came from. The student sees no images (its states are
+    its own samples, its targets the teacher's), so its data is the teacher's: the teacher manifest's hash,
+    checked against the IDX files when they are on disk (the GPU machine need not carry them)."""
+    recorded = teacher_manifest["training"]["datasetSha256"]
+    try:
+        on_disk = data.dataset_sha256(data_dir)
+    except data.DatasetMissingError:
+        return recorded, "the teacher's manifest (no Fashion-MNIST files here to check it against)"
+    if on_disk != recorded:
+        raise DatasetMismatchError(f"the Fashion-MNIST files at {data.data_dir_from(data_dir)} hash to {on_disk}, "
+                                   f"but the teacher was trained on {recorded}")
+    return recorded, "the teacher's manifest, checked against the IDX files"
+
+
 def lr_at(update, base_lr, warmup_steps):
     return base_lr * min(1.0, (update + 1) / max(1, warmup_steps))
 
@@ -243,9 +263,8 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     device = pick_device(args.device)
     seed_everything(args.seed)
-    dataset_sha = data.dataset_sha256(args.data_dir)  # fail now, not at export, when the data is missing
-
     teacher_src = teacher_from_onnx.load_teacher(args.teacher_models_dir)
+    dataset_sha, dataset_source = dataset_record(teacher_src.manifest, args.data_dir)
     teacher = DualRatePair(teacher_src.heavy, teacher_src.light).to(device).eval().requires_grad_(False)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     aux = copy.deepcopy(teacher).train().requires_grad_(True)
@@ -294,8 +313,8 @@ def main(argv=None):
 
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} teacher={teacher_src.model_id} "
           f"(rebuilt from ONNX, golden max abs error {meta['teacher_golden_max_abs_error']:.3g}) "
-          f"student: {args.student_steps} steps, heavy at {heavy_steps}; batch {args.batch_size}, lr {args.lr}",
-          flush=True)
+          f"student: {args.student_steps} steps, heavy at {heavy_steps}; batch {args.batch_size}, lr {args.lr}; "
+          f"dataset sha256 from {dataset_source}", flush=True)
 
     def student_weights():
         heavy_state, light_state = ema.shadow if ema is not None else (
@@ -320,7 +339,7 @@ def main(argv=None):
         })
         save(os.path.join(args.out, "weights.pt"), student_weights())
 
-    log = open(os.path.join(args.out, "distill-log.jsonl"), "a")
+    log = open(os.path.join(args.out, "distill-log.jsonl"), "a" if args.resume else "w")
     start = last_ckpt = time.time()
     session_start_seconds, session_start_step = trained_seconds, step
     window = {"aux": [], "student": [], "moment_gap": []}
@@ -367,5 +386,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (data.DatasetMissingError, teacher_from_onnx.TeacherRebuildError, HeavyStepsError) as error:
+    except (DatasetMismatchError, teacher_from_onnx.TeacherRebuildError, HeavyStepsError) as error:
         sys.exit(f"error: {error}")

@@ -83,11 +83,12 @@ def golden_inputs(cfg):
     return x, time, label
 
 
-def export_pair(weights_path, out_dir, data_dir, recommended=None, extra_fields=None):
+def export_pair(weights_path, out_dir, data_dir, recommended=None, extra_fields=None, dataset_sha256=None):
     """Writes heavy.onnx, light.onnx, golden.json and manifest.json for weights.pt into out_dir.
 
     `recommended` replaces DEFAULT_RECOMMENDED; `extra_fields` adds top-level manifest fields (a distilled
-    student's description, teacherModelId and supports, see export_student.py).
+    student's description, teacherModelId and supports, see export_student.py); `dataset_sha256` stands in
+    for hashing the IDX files in data_dir (a student records its teacher's).
     """
     weights = torch.load(weights_path, map_location="cpu")
     cfg = networks.NetConfig(**weights["net"])
@@ -143,7 +144,7 @@ def export_pair(weights_path, out_dir, data_dir, recommended=None, extra_fields=
         },
         "training": {"config": weights["meta"], "stepsTrained": weights["steps_trained"],
                      "seconds": round(float(weights["seconds"]), 1), "device": weights["device"],
-                     "datasetSha256": data.dataset_sha256(data_dir), "torchVersion": weights["torch_version"]},
+                     "datasetSha256": dataset_sha256 or data.dataset_sha256(data_dir), "torchVersion": weights["torch_version"]},
         "recommended": dict(recommended or DEFAULT_RECOMMENDED),
         "golden": {"file": "golden.json"},
         **(extra_fields or {}),

@@ -15,7 +15,6 @@ import sys
 
 import torch
 
-import data
 from distill import HeavyStepsError, parse_heavy_steps
 from export import export_pair
 
@@ -45,7 +44,7 @@ def describe(steps, heavy_steps, teacher_model_id):
             f"{','.join(str(step) for step in heavy_steps)}")
 
 
-def export_student(weights_path, out_dir, data_dir=None, also_heavy_steps=()):
+def export_student(weights_path, out_dir, also_heavy_steps=()):
     """Writes the student's model folder; returns its manifest.
 
     Example:
@@ -56,22 +55,23 @@ def export_student(weights_path, out_dir, data_dir=None, also_heavy_steps=()):
     extras = [parse_heavy_steps(text, steps) for text in also_heavy_steps]
     recommended = {"steps": steps, "heavyEvery": heavy_every(heavy_steps, steps), "guidance": DISTILLED_GUIDANCE}
     os.makedirs(out_dir, exist_ok=True)
-    return export_pair(weights_path, out_dir, data_dir, recommended=recommended, extra_fields={
+    extra_fields = {
         "description": describe(steps, heavy_steps, distillation["teacher_model_id"]),
         "teacherModelId": distillation["teacher_model_id"],
         "supports": student_support(steps, heavy_steps, extras),
-    })
+    }
+    return export_pair(weights_path, out_dir, None, recommended=recommended, extra_fields=extra_fields,
+                       dataset_sha256=distillation["dataset_sha256"])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="weights.pt written by distill.py")
     p.add_argument("--out-dir", required=True, help="the student's model folder, e.g. gpu-service/models/mmd-8step")
-    p.add_argument("--data-dir", default=None, help="for the dataset hash recorded in the manifest")
     p.add_argument("--also-heavy-steps", action="append", default=[],
                    help="another heavy placement the student may run (comma-separated steps from 0); repeatable")
     args = p.parse_args(argv)
-    manifest = export_student(args.weights, args.out_dir, args.data_dir, args.also_heavy_steps)
+    manifest = export_student(args.weights, args.out_dir, args.also_heavy_steps)
     print(f"exported {manifest['modelId']} to {args.out_dir}: {manifest['description']}; "
           f"supports {manifest['supports']['heavySteps']}")
 
@@ -79,5 +79,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (data.DatasetMissingError, HeavyStepsError) as error:
+    except HeavyStepsError as error:
         sys.exit(f"error: {error}")

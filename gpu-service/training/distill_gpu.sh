@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The few-step distillation on the lent GPU machine (PyTorch 2.11 + CUDA, onnx, 16 cores; no Node, no network)
+# in one call: both students (distill.sh) in parallel for MAX_SECONDS, exported, and packed under $OUT, the only
+# place files come back from (at most 8 files, 16 MB each):
+#   mmd-8step.tar, mmd-4step.tar                 each student's folder (heavy.onnx, light.onnx, golden.json,
+#                                                manifest.json), about 14 MB; unpack into gpu-service/models/
+#   mmd-8step-weights.pt, mmd-4step-weights.pt   their weights.pt (EMA), to re-export on CPU with export_student.py
+#   distill-logs.tar                             distill.py's logs and loss logs (jsonl), the export logs
+#   distill-gpu.log                              this script's output
+# The defaults fit the whole command in about 7 minutes. Exact device-tool call: README.md "Few-step students".
+#
+# CPU rehearsal: OUT=/tmp/distill-out DEVICE=cpu MAX_SECONDS=20 BATCH_SIZE=4 bash gpu-service/training/distill_gpu.sh
+#
+# Environment: OUT (required), MAX_SECONDS (per student, default 330), DEVICE (default cuda), BATCH_SIZE, LR,
+# FASHION_MNIST_DIR (else .data/fashion-mnist in the repo when carried; optional, see distill.sh), PYTHON
+# (default python3, the one holding PyTorch there).
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+if [ -z "${OUT:-}" ]; then echo "OUT must name the folder whose files come back" >&2; exit 64; fi
+mkdir -p "$OUT"
+run_dir="$repo/runs/gpu-distill"
+models_dir="$repo/gpu-service/models"
+max_file_bytes=$((16 * 1000 * 1000))
+export PYTHON="${PYTHON:-python3}" PYTHONUNBUFFERED=1
+if [ -z "${FASHION_MNIST_DIR:-}" ] && [ -d "$repo/.data/fashion-mnist" ]; then
+  export FASHION_MNIST_DIR="$repo/.data/fashion-mnist"
+fi
+
+mkdir -p "$run_dir"
+started="$run_dir/.started"
+touch "$started"
+{
+  echo "distill_gpu.sh at $(date -u +%FT%TZ) on $(hostname): $(nvidia-smi -L 2>/dev/null | head -n 1 || echo 'no nvidia-smi')"
+  "$PYTHON" -c 'import torch, onnx; print(f"torch {torch.__version__}, CUDA {torch.cuda.is_available()}, onnx {onnx.__version__}")'
+  STUDENT=both DEVICE="${DEVICE:-cuda}" MAX_SECONDS="${MAX_SECONDS:-330}" RUN_DIR="$run_dir" MODELS_DIR="$models_dir" \
+    bash "$here/distill.sh"
+} 2>&1 | tee "$OUT/distill-gpu.log"
+status=${PIPESTATUS[0]}
+
+# Pack whatever this run produced, also after a failure (weights without an export can be exported on CPU).
+pack() {  # pack FILE: keep it only if it fits what comes back
+  local size
+  size=$(stat -c %s "$1")
+  if [ "$size" -gt "$max_file_bytes" ]; then
+    echo "$(basename "$1") is $size bytes, over the 16 MB that comes back; dropped" | tee -a "$OUT/distill-gpu.log"
+    rm -f "$1"
+  else
+    echo "packed $(basename "$1") ($size bytes)" | tee -a "$OUT/distill-gpu.log"
+  fi
+}
+for steps in 8 4; do
+  name="mmd-${steps}step"
+  if [ "$models_dir/$name/manifest.json" -nt "$started" ]; then
+    tar -C "$models_dir" -cf "$OUT/$name.tar" "$name/heavy.onnx" "$name/light.onnx" "$name/golden.json" \
+      "$name/manifest.json" && pack "$OUT/$name.tar"
+  fi
+  if [ -f "$run_dir/$name/weights.pt" ] && [ "$run_dir/$name/weights.pt" -nt "$started" ]; then
+    cp "$run_dir/$name/weights.pt" "$OUT/$name-weights.pt" && pack "$OUT/$name-weights.pt"
+  fi
+done
+(cd "$run_dir" && tar -cf "$OUT/distill-logs.tar" ./*.log ./mmd-*/distill-log.jsonl 2>/dev/null) && pack "$OUT/distill-logs.tar"
+exit "$status"
