@@ -9,7 +9,7 @@ import { PROBLEM_TYPES } from '../../shared/problem.ts'
 import { readConfig } from './env.ts'
 import type { AppEnv } from './http/app-env.ts'
 import { ApiError, problemResponse } from './http/problem.ts'
-import { model } from './models/manifest.ts'
+import { bundledCatalog } from './models/catalog.ts'
 import { renderReferencePage } from './openapi/reference-page.ts'
 import { generations } from './routes/generations.ts'
 import { models } from './routes/models.ts'
@@ -19,8 +19,9 @@ export const OPENAPI_INFO = {
   title: 'Dual-Rate image API',
   version: '1.0.0',
   description:
-    `Class-conditional image generation with model \`${model.id}\`: a heavy context encoder every K ` +
-    'steps, a light denoiser every step. Jobs stream progress over SSE; results are immutable URLs.',
+    'Class-conditional image generation: a heavy context encoder every K steps, a light denoiser ' +
+    `every step. GET /v1/models lists the models (default \`${bundledCatalog.defaultModel.id}\`). ` +
+    'Jobs stream progress over SSE; results are immutable URLs.',
   // package.json declares no license (private, "UNLICENSED" in npm's terms): all rights reserved. SPDX
   // has no identifier for that; LicenseRef- is its form for a license outside its list.
   license: {

@@ -54,6 +54,7 @@ describe('GET /openapi.json', () => {
     ])
     expect(Object.keys(document.components.schemas.GenerationRequest?.properties ?? {})).toEqual([
       'class',
+      'model',
       'count',
       'steps',
       'heavySchedule',

@@ -9,6 +9,7 @@ import {
   LOAD_REPORT_HEADER,
   LOAD_REPORT_REQUESTED,
   loadResponseSchema,
+  MODEL_NOT_LOADED_PROBLEM,
   RUN_PROBLEM_TYPES,
   type RunEvent,
   type RunRequest,
@@ -34,6 +35,8 @@ export interface BackendFailureOptions {
   unhealthy?: boolean
   /** The backend said it is shutting down: it takes no new work. */
   draining?: boolean
+  /** The backend has not loaded the model the run names: another may have it (never unhealthy). */
+  modelNotLoaded?: boolean
   /** The HTTP status the job's failure reports. */
   status?: number
   /** The problem `type` the job's failure reports (a shared PROBLEM_TYPES value), if not the default. */
@@ -53,6 +56,7 @@ export class BackendFailure extends Error {
   readonly retryable: boolean
   readonly unhealthy: boolean
   readonly draining: boolean
+  readonly modelNotLoaded: boolean
   readonly status: number
   readonly type: string | undefined
   readonly publicDetail: string
@@ -62,6 +66,7 @@ export class BackendFailure extends Error {
     this.retryable = options.retryable
     this.unhealthy = options.unhealthy ?? options.retryable
     this.draining = options.draining ?? false
+    this.modelNotLoaded = options.modelNotLoaded ?? false
     this.status = options.status ?? 502
     this.type = options.type
     this.publicDetail = options.publicDetail ?? BACKEND_TROUBLE
@@ -187,13 +192,25 @@ export async function* streamRun(run: BackendRun): AsyncGenerator<RunEvent> {
 
 /**
  * The failure for a backend's HTTP error answer. 5xx, 429 and an authentication refusal (a backend
- * with another secret is misconfigured, not the request) may succeed elsewhere; the other 4xx would
- * fail anywhere (the edge validated the request with the same schema the backend uses).
+ * with another secret is misconfigured, not the request) may succeed elsewhere, and so may a 404 saying
+ * the backend has not loaded the model the run names (a fleet mid-rollout runs different model sets);
+ * the other 4xx would fail anywhere (the edge validated the request with the same schema the backend
+ * uses).
  */
 function httpFailure(backendUrl: string, status: number, body: string): BackendFailure {
+  const type = (parseJson(body) as { type?: unknown }).type
+  if (status === 404 && type === MODEL_NOT_LOADED_PROBLEM) {
+    return new BackendFailure(`${backendUrl} has not loaded the model: ${body.slice(0, 300)}`, {
+      retryable: true,
+      // Healthy, and maybe serving other models well: its breaker is not told.
+      unhealthy: false,
+      modelNotLoaded: true,
+      status: 503,
+    })
+  }
   const retryable = status >= 500 || status === 429 || status === 401 || status === 403
   // A service that refuses the run because it is shutting down says so with the run-shutdown type.
-  const draining = (parseJson(body) as { type?: unknown }).type === RUN_PROBLEM_TYPES.shutdown
+  const draining = type === RUN_PROBLEM_TYPES.shutdown
   return new BackendFailure(`${backendUrl} answered ${status}: ${body.slice(0, 300)}`, {
     retryable,
     draining,

@@ -1,7 +1,9 @@
 // Runs a request on the backends until one returns the result: a retryable failure before the result
 // moves to the next backend with the same request (same seed, so the same pixels), up to a limit. A
 // failure the request itself causes (its own deadline, invalid input) is neither retried nor held
-// against the backend. Which backend each attempt goes to is the routing policy's choice: `load` (the
+// against the backend. A backend that has not loaded the run's model (404 model-not-loaded) is healthy:
+// the run moves on to another backend without spending an attempt or telling that backend's breaker, and
+// the job tries it no more. Which backend each attempt goes to is the routing policy's choice: `load` (the
 // default) asks the fleet state (fleet.ts: power of two choices by reported load, circuit breakers, no
 // draining backend), `rotation` is the earlier per-job rotation with passive health (health.ts).
 import { PROBLEM_TYPES } from '../../../shared/problem.ts'
@@ -48,16 +50,22 @@ export interface FailoverRun {
 
 /**
  * The result event of the first attempt that succeeds; throws the last BackendFailure when every
- * attempt fails or one fails in a way no other backend would fix.
+ * attempt fails or one fails in a way no other backend would fix, and a 503 when no backend has the
+ * run's model loaded.
  *
  * @example
  * const result = await runWithFailover({ backendUrls, maxAttempts: 3, secret, request, ... })
  */
 export async function runWithFailover(run: FailoverRun): Promise<ResultEvent> {
   const route = run.routing === 'rotation' ? rotationRoute(run) : loadRoute(run)
+  /** Backends that said they have not loaded the model: not asked again by this run. */
+  const withoutModel = new Set<string>()
   let lastFailure: BackendFailure | undefined
-  for (let attempt = 1; attempt <= run.maxAttempts; attempt++) {
-    const next = await route.next(attempt)
+  // A refusal for want of the model costs no attempt; each backend refuses at most once (it is
+  // excluded after), so the loop still ends.
+  let budget = run.maxAttempts
+  for (let attempt = 1; attempt <= budget; attempt++) {
+    const next = await route.next(withoutModel)
     if (next === undefined) break
     const { backendUrl, record } = next
     const runId = `${run.runIdPrefix}-${attempt}`
@@ -75,17 +83,25 @@ export async function runWithFailover(run: FailoverRun): Promise<ResultEvent> {
       }
     } catch (error) {
       if (!(error instanceof BackendFailure) || run.signal.aborted) throw error
-      lastFailure = error
       record.failed({
         unhealthy: error.unhealthy,
         draining: error.draining,
         reason: error.message,
       })
+      if (error.modelNotLoaded) {
+        withoutModel.add(backendUrl)
+        budget++
+        // Only when nothing else went wrong is "no backend has the model" the story to tell.
+        lastFailure ??= error
+        continue
+      }
+      lastFailure = error
       if (!error.retryable) throw error
     } finally {
       record.ended()
     }
   }
+  if (lastFailure?.modelNotLoaded) throw modelNotLoaded(run.request.model, lastFailure)
   const last = lastFailure?.message ?? 'no backend available (none configured, or all draining)'
   throw new BackendFailure(
     `no backend finished the run after ${run.maxAttempts} attempts; last: ${last}`,
@@ -99,21 +115,43 @@ export async function runWithFailover(run: FailoverRun): Promise<ResultEvent> {
   )
 }
 
+/**
+ * The failure when every backend that answered said it has not loaded the model: the model is listed
+ * (the edge's catalog has it) but no backend serves it yet, so it is unavailable for now.
+ */
+function modelNotLoaded(model: string | undefined, cause: BackendFailure): BackendFailure {
+  const name = model === undefined ? 'the default model' : `model ${model}`
+  return new BackendFailure(`no backend has loaded ${name}; last: ${cause.message}`, {
+    retryable: false,
+    unhealthy: false,
+    modelNotLoaded: true,
+    status: 503,
+    publicDetail: `No GPU backend has ${name} loaded at the moment; try again later, or another model (GET /v1/models).`,
+    cause,
+  })
+}
+
 /** Where a job's attempts go, and what the routing learns from each. */
 interface Route {
-  /** The backend for attempt n (1-based) and the record that follows the attempt; none left: undefined. */
-  next(attempt: number): Promise<{ backendUrl: string; record: AttemptRecord } | undefined>
+  /**
+   * The backend for the next attempt, never one of `exclude`, and the record that follows the
+   * attempt; none left: undefined.
+   */
+  next(
+    exclude: ReadonlySet<string>,
+  ): Promise<{ backendUrl: string; record: AttemptRecord } | undefined>
 }
 
 /** Load-aware: each attempt claims a backend from the fleet state, which follows it (fleet.ts). */
 function loadRoute(run: FailoverRun): Route {
   const tried = new Set<string>()
   return {
-    async next() {
+    async next(exclude) {
       const claimed = await claimBackend({
         urls: run.backendUrls,
         ...(run.backendWeights && { weights: run.backendWeights }),
         tried,
+        exclude,
         secret: run.secret,
         requestId: run.requestId,
         rows: modelRows(run.request),
@@ -129,10 +167,16 @@ function loadRoute(run: FailoverRun): Route {
 /** The earlier policy: a per-job rotation, healthy backends first (health.ts); loads are ignored. */
 function rotationRoute(run: FailoverRun): Route {
   const order = orderBackends(run.backendUrls, run.spread)
+  let cursor = 0
   return {
-    async next(attempt) {
-      const backendUrl = order[(attempt - 1) % order.length]
+    async next(exclude) {
+      const offset = order.findIndex(
+        (_, i) => !exclude.has(order[(cursor + i) % order.length] ?? ''),
+      )
+      if (offset < 0) return undefined
+      const backendUrl = order[(cursor + offset) % order.length]
       if (backendUrl === undefined) return undefined
+      cursor += offset + 1
       const record: AttemptRecord = {
         accepted() {},
         succeeded: () => markHealthy(backendUrl),

@@ -235,6 +235,8 @@ export interface ChooseBackend {
   weights?: readonly number[]
   /** Backends this job has tried already: the others come first. */
   tried: ReadonlySet<string>
+  /** Backends not to choose at all (those that said they have not loaded the job's model). */
+  exclude?: ReadonlySet<string>
   secret: string
   requestId: string
   /** For tests: the coin of the power of two choices. */
@@ -242,16 +244,17 @@ export interface ChooseBackend {
 }
 
 /**
- * The backend for the next attempt, or undefined when every backend has reported draining. Among the
- * backends not draining whose breaker lets an attempt through (untried ones first), the power of two
- * choices by estimated load per weight; when every breaker refuses, the one open longest, so that a job
- * is never failed without an attempt (a lone backend back from a restart is found at once).
+ * The backend for the next attempt, or undefined when every backend not excluded has reported
+ * draining. Among the backends not draining whose breaker lets an attempt through (untried ones
+ * first), the power of two choices by estimated load per weight; when every breaker refuses, the one
+ * open longest, so that a job is never failed without an attempt (a lone backend back from a restart
+ * is found at once).
  *
  * @example
  * const backendUrl = await chooseBackend({ urls, weights, tried, secret, requestId })
  */
 export async function chooseBackend(options: ChooseBackend): Promise<string | undefined> {
-  await refreshStale(options.urls, options.secret, options.requestId)
+  await refreshStale(choosable(options), options.secret, options.requestId)
   return pick(options, Date.now())
 }
 
@@ -267,16 +270,21 @@ export async function chooseBackend(options: ChooseBackend): Promise<string | un
 export async function claimBackend(
   options: ChooseBackend & { rows: number; rowSteps: number },
 ): Promise<{ url: string; attempt: AttemptRecord } | undefined> {
-  await refreshStale(options.urls, options.secret, options.requestId)
+  await refreshStale(choosable(options), options.secret, options.requestId)
   const url = pick(options, Date.now())
   return url === undefined
     ? undefined
     : { url, attempt: beginAttempt(url, options.rows, options.rowSteps) }
 }
 
+/** The backends a choice may fall on: every URL but the excluded. */
+function choosable({ urls, exclude }: ChooseBackend): readonly string[] {
+  return exclude ? urls.filter((url) => !exclude.has(url)) : urls
+}
+
 function pick(options: ChooseBackend & { rows?: number }, now: number): string | undefined {
   const { urls, tried } = options
-  const live = urls.filter((url) => !stateOf(url).report?.load.draining)
+  const live = choosable(options).filter((url) => !stateOf(url).report?.load.draining)
   const allowed = live.filter((url) => stateOf(url).breaker.allows(now))
   const untried = allowed.filter((url) => !tried.has(url))
   const pool = untried.length > 0 ? untried : allowed

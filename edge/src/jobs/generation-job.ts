@@ -376,7 +376,9 @@ export class GenerationJob extends DurableObject<Env> {
         backendWeights: config.backendWeights,
         maxAttempts: config.backendMaxAttempts,
         secret: config.backendSecret,
-        request: state.request,
+        // Named on every attempt, the default model too: a backend whose own default differs (a
+        // fleet mid-rollout) still runs the model this job's result key was made for.
+        request: { ...state.request, model: state.modelId },
         requestId: state.requestId,
         signal: token.signal,
         idleTimeoutMs: config.backendIdleTimeoutMs,
@@ -449,9 +451,11 @@ export class GenerationJob extends DurableObject<Env> {
     switch (event.type) {
       case 'started':
         if (event.modelId !== state.modelId) {
+          // Another backend may run the model asked for; this one may serve its own model well, so
+          // the mismatch is not held against it (a service that predates `model` runs its default).
           throw new BackendFailure(
-            `backend serves model ${event.modelId}, this API serves ${state.modelId}`,
-            { retryable: true },
+            `backend runs model ${event.modelId}, the job asked for ${state.modelId}`,
+            { retryable: true, unhealthy: false },
           )
         }
         if (canMove(state.status, 'running')) {

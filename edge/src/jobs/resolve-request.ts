@@ -1,12 +1,13 @@
-// From what a caller sent to what the job runs: class names become indices, absent options take the
-// model's defaults, a missing seed is drawn, and the result is checked as the gpu-service will check it.
-import type { GenerationRequest } from '../../../shared/generation-api.ts'
+// From what a caller sent to what the job runs: the model named (or the default), class names become
+// indices, absent options take the model's recommended values, a missing seed is drawn, and the result
+// is checked as the gpu-service will check it, then against what the model supports (a distilled
+// few-step model samples only the step counts, heavy placements and guidance it was distilled for).
+import type { GenerationRequest, Model } from '../../../shared/generation-api.ts'
+import { unsupportedOptions } from '../../../shared/model-support.ts'
 import { type RunRequest, runRequestSchema } from '../../../shared/run-protocol.ts'
 import { MAX_SEED } from '../../../shared/sampling-options.ts'
 import { fieldErrors, invalidRequest } from '../http/problem.ts'
-import type { model as servedModel } from '../models/manifest.ts'
-
-type ServedModel = typeof servedModel
+import type { ModelCatalog } from '../models/catalog.ts'
 
 /** A uniformly drawn seed in [0, MAX_SEED]. */
 export function drawSeed(): number {
@@ -14,8 +15,30 @@ export function drawSeed(): number {
 }
 
 /**
- * The run request for a generation request; throws the 400 `invalidRequest` for an unknown class name
- * or options that contradict each other (a heavy step past the last step).
+ * The model a request runs on: the one it names, or the catalog's default. Throws the 400
+ * `invalidRequest` naming `model` for an id the catalog does not have.
+ *
+ * @example
+ * resolveModel({ class: 'Sneaker' }, catalog).id // the default model's id
+ */
+export function resolveModel(body: Pick<GenerationRequest, 'model'>, catalog: ModelCatalog): Model {
+  if (body.model === undefined) return catalog.defaultModel
+  const found = catalog.find(body.model)
+  if (found) return found
+  const ids = catalog.models.map((model) => model.id).join(', ')
+  throw invalidRequest([
+    {
+      field: 'model',
+      message: `unknown model ${JSON.stringify(body.model)}; GET /v1/models lists them: ${ids}`,
+    },
+  ])
+}
+
+/**
+ * The run request for a generation request on `model` (the model itself is not part of it: the job
+ * sends its id with each attempt); throws the 400 `invalidRequest` for an unknown class name, options
+ * that contradict each other (a heavy step past the last step), or options the model does not support
+ * (each refused field named: `steps`, `heavySchedule`, `guidance`).
  *
  * @example
  * const run = resolveRunRequest({ class: 'Sneaker' }, model, drawSeed)
@@ -23,7 +46,7 @@ export function drawSeed(): number {
  */
 export function resolveRunRequest(
   body: GenerationRequest,
-  model: ServedModel,
+  model: Model,
   seed: () => number = drawSeed,
 ): RunRequest {
   const classIndex =
@@ -47,5 +70,11 @@ export function resolveRunRequest(
   }
   const checked = runRequestSchema.safeParse(candidate)
   if (!checked.success) throw invalidRequest(fieldErrors(checked.error))
+  const unsupported = unsupportedOptions(model.supports, checked.data)
+  if (unsupported.length > 0) {
+    throw invalidRequest(
+      unsupported.map((issue) => ({ field: issue.path.join('.'), message: issue.message })),
+    )
+  }
   return checked.data
 }

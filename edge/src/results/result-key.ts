@@ -1,6 +1,7 @@
 // Result keys: HMAC-SHA256 over the model id and the canonical request (seed included, preview cadence
-// excluded because it does not change a pixel). Equal requests get equal keys and share one job and one
-// result; the secret makes keys unguessable even to someone who knows a request.
+// excluded because it does not change a pixel), so the same options on two models are two results.
+// Equal requests get equal keys and share one job and one result; the secret makes keys unguessable
+// even to someone who knows a request.
 
 import { hmacSha256, sha256Hex, toHex } from '../../../shared/crypto.ts'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
@@ -17,9 +18,12 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value)
 }
 
-/** What determines the pixels of a result (not the preview cadence, not the run's id). */
+/**
+ * What determines the pixels of a result: the model id, then the options (not the preview cadence, not
+ * the run's id; a `model` field in the request is the model id already written first).
+ */
 export function resultIdentity(modelId: string, request: RunRequest): string {
-  const { previewEvery: _previewEvery, runId: _runId, ...pixels } = request
+  const { previewEvery: _previewEvery, runId: _runId, model: _model, ...pixels } = request
   return `${modelId}\n${canonicalJson(pixels)}`
 }
 

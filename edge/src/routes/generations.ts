@@ -7,6 +7,7 @@ import {
   generationRequestSchema,
   generationSchema,
   isTerminalStatus,
+  type Model,
   RESULT_KEY_PATTERN,
 } from '../../../shared/generation-api.ts'
 import { PROBLEM_TYPES } from '../../../shared/problem.ts'
@@ -24,8 +25,8 @@ import { ApiError, invalidRequest, notFound } from '../http/problem.ts'
 import type { SubmitInput, SubmitResult } from '../jobs/generation-job.ts'
 import { toGeneration } from '../jobs/job-state.ts'
 import { MAX_OWNERS_PER_JOB } from '../jobs/owners.ts'
-import { resolveRunRequest } from '../jobs/resolve-request.ts'
-import { model } from '../models/manifest.ts'
+import { resolveModel, resolveRunRequest } from '../jobs/resolve-request.ts'
+import { servedCatalog } from '../models/catalog.ts'
 import type { JobSlot } from '../rate-limit/key-quota.ts'
 import { rateLimit } from '../rate-limit/rate-limit.ts'
 import { fingerprint, resultKey } from '../results/result-key.ts'
@@ -73,6 +74,9 @@ const createGeneration = createRoute({
   description:
     'Starts a job, joins an identical one in flight, or answers 200 from cache; in each case the ' +
     'calling key becomes an owner of the job (only owners may read, stream or cancel it). ' +
+    '`model` picks one of the models GET /v1/models lists (absent: the default); absent options ' +
+    'take that model’s defaults, and a distilled model refuses the steps, heavy schedule or ' +
+    'guidance its `supports` does not list (400 naming the field). ' +
     '`Prefer: wait=N` (N <= 60) holds the request until the job ends or N seconds pass. A key may ' +
     'hold `concurrentJobs` jobs and `concurrentCost` row-steps (images x guidance rows x steps) at ' +
     'once. `webhookUrl` must be a public https URL (no loopback, private, link-local or other ' +
@@ -92,7 +96,10 @@ const createGeneration = createRoute({
       content: jsonGeneration,
     },
     202: { description: 'Accepted: the job is queued or running', content: jsonGeneration },
-    400: problemResponseDoc('Invalid request; `errors` lists each invalid field'),
+    400: problemResponseDoc(
+      'Invalid request, an unknown `model`, or options the model does not support; `errors` lists ' +
+        'each invalid field',
+    ),
     409: problemResponseDoc('The job already has as many webhook endpoints as allowed'),
     413: problemResponseDoc('Body too large'),
     422: problemResponseDoc('Idempotency-Key reused with another body'),
@@ -183,7 +190,9 @@ generations.openapi(createGeneration, async (c) => {
     const refused = webhookTargetError(body.webhookUrl, config.webhookPolicy)
     if (refused) throw invalidRequest([{ field: 'webhookUrl', message: refused }])
   }
-  const request = await resolveOnce(c, apiKey, body, headers['idempotency-key'])
+  const model = resolveModel(body, servedCatalog())
+  const request = await resolveOnce(c, apiKey, body, model, headers['idempotency-key'])
+  // The model is part of the key: equal options on two models are two results.
   const key = await resultKey(config.resultKeySecret, model.id, request)
   const job = c.env.GENERATION_JOB.getByName(key)
   const input: SubmitInput = {
@@ -328,6 +337,7 @@ async function resolveOnce(
   c: Context<AppEnv>,
   apiKey: ApiKeyIdentity,
   body: GenerationRequest,
+  model: Model,
   idempotencyKey: string | undefined,
 ): Promise<RunRequest> {
   const resolved = resolveRunRequest(body, model)

@@ -1,13 +1,14 @@
 // A fake of the public API on loopback (node:http) for the client and CLI tests: one generation job
 // whose SSE stream steps on a timer, cancellation, problem+json errors, and a result PNG. Every request
 // is recorded. The real edge is tested in workerd and end to end; this fake pins down what the client
-// does with each answer.
+// does with each answer. It serves two models, the committed default and a fixture 8-step student
+// (test/edge/helpers/model-catalog.ts), and a job runs on the model its request names.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { model } from '../../../edge/src/models/manifest.ts'
 import type { Generation, GenerationEventName } from '../../../shared/generation-api.ts'
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../../../shared/problem.ts'
 import { formatSse, SSE_CONTENT_TYPE } from '../../../shared/sse.ts'
+import { twoModelCatalog } from '../../edge/helpers/model-catalog.ts'
 
 export const FAKE_API_KEY = 'dr_test_key'
 export const JOB_ID = 'a'.repeat(64)
@@ -59,8 +60,11 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
   let canceled = false
   let streams = 0
   let url = ''
+  const models = twoModelCatalog.models
+  /** The model of the job: the one the latest POST named, else the default. */
+  let model = twoModelCatalog.defaultModel
 
-  const timings = {
+  const timings = () => ({
     heavyCalls: Math.ceil(steps / heavyEvery),
     lightCalls: steps,
     macs:
@@ -69,7 +73,7 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
         steps * model.cost.lightMacsPerRow),
     queueMs: 0,
     wallMs: 80,
-  }
+  })
   const generation = (status: Generation['status']): Generation => ({
     id: JOB_ID,
     status,
@@ -86,7 +90,7 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     },
     progress: { step: status === 'succeeded' ? steps : 0, totalSteps: steps, attempts: 1 },
     createdAt: '2026-01-01T00:00:00.000Z',
-    ...(status === 'succeeded' ? { timings } : {}),
+    ...(status === 'succeeded' ? { timings: timings() } : {}),
     urls: {
       self: `${url}/v1/generations/${JOB_ID}`,
       events: `${url}/v1/generations/${JOB_ID}/events`,
@@ -109,7 +113,7 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     })),
     {
       name: 'succeeded',
-      data: { images: [`${url}/v1/results/${JOB_ID}.png`], timings },
+      data: { images: [`${url}/v1/results/${JOB_ID}.png`], timings: timings() },
     },
   ]
 
@@ -156,7 +160,7 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     const path = request.url ?? '/'
     requests.push({ method: request.method ?? '', path, headers: request.headers, body })
     if (request.method === 'GET' && path === '/v1/models')
-      return json(response, 200, { data: [model] })
+      return json(response, 200, { data: models })
     if (request.method === 'GET' && path === `/v1/results/${JOB_ID}.png`) {
       response.writeHead(200, { 'content-type': 'image/png' })
       return response.end(TINY_PNG)
@@ -166,6 +170,8 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     }
     if (request.method === 'POST' && path === '/v1/generations') {
       if (options.createProblem) return problem(response, options.createProblem)
+      const named = (JSON.parse(body) as { model?: string }).model
+      model = models.find((entry) => entry.id === named) ?? twoModelCatalog.defaultModel
       return options.cached
         ? json(response, 200, generation('succeeded'))
         : json(response, 202, generation('queued'))

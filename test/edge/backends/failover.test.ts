@@ -2,10 +2,12 @@
 // when its backend fails, and what the failure does to the backend's standing.
 import { env } from 'cloudflare:workers'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { type FailoverRun, runWithFailover } from '../../../edge/src/backends/failover.ts'
 import { forgetFleet, viewBackend } from '../../../edge/src/backends/fleet.ts'
-import { RUN_PROBLEM_TYPES } from '../../../shared/run-protocol.ts'
+import { MODEL_NOT_LOADED_PROBLEM, RUN_PROBLEM_TYPES } from '../../../shared/run-protocol.ts'
 import { call, createKey, postGeneration, readEvents, uniqueSeed } from '../helpers/api.ts'
-import { useFakeBackends } from '../helpers/fake-backends.ts'
+import { MODEL_ID, useFakeBackends } from '../helpers/fake-backends.ts'
+import { STUDENT_MODEL_ID, useTwoModelCatalog } from '../helpers/model-catalog.ts'
 
 const A = 'http://backend-a.test'
 const B = 'http://backend-b.test'
@@ -26,8 +28,9 @@ async function run(body: Record<string, unknown> = {}) {
   const job = (await response.json()) as {
     id: string
     status: string
+    modelId: string
     progress: { attempts: number }
-    error?: { status: number; detail: string }
+    error?: { type: string; status: number; title: string; detail: string }
   }
   return job
 }
@@ -89,13 +92,15 @@ describe('backend failover', () => {
     expect(fakes().runRequests()).toHaveLength(1)
   })
 
-  it('fails over from a backend that serves another model, caching nothing under this model id', async () => {
+  it('fails over from a backend that runs another model, caching nothing under this model id', async () => {
     fakes().set(A, { kind: 'ok', modelId: 'dualrate-000000000000' })
     fakes().set(B, { kind: 'ok', modelId: 'dualrate-000000000000' })
     const job = await run()
     expect(job.status).toBe('failed')
     expect(fakes().runRequests()).toHaveLength(3)
     expect(await env.RESULTS.head(`results/${job.id}/result.json`)).toBeNull()
+    // It may serve its own model well: the mismatch is not held against it.
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0 })
   })
 
   it('gives up on a backend whose stream goes silent (no event, no heartbeat) and fails over', async () => {
@@ -160,3 +165,96 @@ describe('backend failover', () => {
     expect(events[4]?.data).toEqual({ attempt: 2, reason: 'backend-failed' })
   })
 })
+
+describe('a backend that has not loaded the model', () => {
+  useTwoModelCatalog()
+  /** A has only the default model loaded (a gpu-service answers 404 model-not-loaded for others). */
+  const onlyDefaultOnA = () => fakes().set(A, { kind: 'ok', models: [MODEL_ID] })
+
+  it('is skipped for another backend that has it, without counting against its breaker', async () => {
+    onlyDefaultOnA()
+    preferA()
+    const job = await run({ model: STUDENT_MODEL_ID, steps: 8 })
+    expect(origins()).toEqual([A, B])
+    expect(job).toMatchObject({ status: 'succeeded', modelId: STUDENT_MODEL_ID })
+    expect(
+      fakes()
+        .runRequests()
+        .map((request) => JSON.parse(request.body).model),
+    ).toEqual([STUDENT_MODEL_ID, STUDENT_MODEL_ID])
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0 })
+  })
+
+  it('keeps serving the models it has: its breaker stays closed after many refusals', async () => {
+    onlyDefaultOnA()
+    preferA()
+    for (let index = 0; index < 4; index++) {
+      expect(await run({ model: STUDENT_MODEL_ID, steps: 8 })).toMatchObject({
+        status: 'succeeded',
+      })
+    }
+    expect(viewBackend(A)).toMatchObject({ breaker: 'closed', failures: 0 })
+    expect(await run()).toMatchObject({ status: 'succeeded' })
+    expect(origins().at(-1)).toBe(A)
+  })
+
+  it('fails the job with a 503 naming the model, once every backend said it has not loaded it', async () => {
+    fakes().set(A, { kind: 'ok', models: [MODEL_ID] })
+    fakes().set(B, { kind: 'status', status: 404, type: MODEL_NOT_LOADED_PROBLEM })
+    const job = await run({ model: STUDENT_MODEL_ID, steps: 8 })
+    expect(job.status).toBe('failed')
+    expect(job.error).toEqual({
+      type: '/problems/backend-unavailable',
+      status: 503,
+      title: 'Generation failed',
+      detail:
+        `No GPU backend has model ${STUDENT_MODEL_ID} loaded at the moment; try again later, or ` +
+        'another model (GET /v1/models).',
+    })
+    // Each backend asked once: a refusal is not retried on the backend that gave it.
+    expect(origins().sort()).toEqual([A, B])
+  })
+
+  it('does not spend an attempt on a refusal, with either routing policy', async () => {
+    const C = 'http://backend-c.test'
+    fakes().set(C, { kind: 'ok' })
+    for (const routing of ['load', 'rotation'] as const) {
+      fakes().set(A, { kind: 'ok', models: [MODEL_ID] })
+      fakes().set(B, { kind: 'ok', models: [MODEL_ID] })
+      const before = fakes().runRequests().length
+      const result = await runWithFailover(failoverRun({ routing, maxAttempts: 1 }, [A, B, C]))
+      expect(result.modelId).toBe(STUDENT_MODEL_ID)
+      const tried = origins().slice(before)
+      // Whatever the order, C ran it: the refusals of A and B left its one attempt.
+      expect(tried.at(-1)).toBe(C)
+      expect(new Set(tried).size).toBe(tried.length)
+    }
+  })
+})
+
+/** A direct runWithFailover of a student run, as the job object calls it. */
+function failoverRun(options: Partial<FailoverRun>, backendUrls: string[]): FailoverRun {
+  return {
+    backendUrls,
+    maxAttempts: 3,
+    secret: 'test-backend-secret-0123456789abcdef',
+    request: {
+      model: STUDENT_MODEL_ID,
+      classIndex: 1,
+      count: 1,
+      steps: 8,
+      heavySchedule: { every: 2 },
+      guidance: 1,
+      seed: uniqueSeed(),
+      previewEvery: 0,
+    },
+    requestId: 'model-not-loaded-test',
+    signal: new AbortController().signal,
+    idleTimeoutMs: 500,
+    spread: 0,
+    runIdPrefix: `run-${crypto.randomUUID()}`,
+    onAttempt() {},
+    onEvent() {},
+    ...options,
+  }
+}

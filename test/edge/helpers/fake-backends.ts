@@ -10,6 +10,7 @@ import {
   type BackendLoad,
   LOAD_REPORT_HEADER,
   LOAD_REPORT_REQUESTED,
+  MODEL_NOT_LOADED_PROBLEM,
   type RunEvent,
 } from '../../../shared/run-protocol.ts'
 import { formatSse } from '../../../shared/sse.ts'
@@ -26,7 +27,13 @@ export type BackendBehavior =
   | {
       kind: 'ok'
       stepDelayMs?: number
+      /** The model it reports running, whatever the run names (default: the one named, else MODEL_ID). */
       modelId?: string
+      /**
+       * The models it has loaded: a run naming another is refused with 404 model-not-loaded, as a
+       * gpu-service refuses it. Absent: every model.
+       */
+      models?: readonly string[]
       ignoresAbort?: boolean
       /** Each preview image as this base64 text instead of a 1x1 PNG (to make previews large). */
       previewImage?: string
@@ -161,6 +168,18 @@ export function installFakeBackends(initial: Record<string, BackendBehavior>): F
       )
     }
     const run = JSON.parse(recorded.body) as FakeRun
+    const loaded = behavior.kind === 'ok' ? behavior.models : undefined
+    if (loaded && !loaded.includes(run.model ?? MODEL_ID)) {
+      return Response.json(
+        {
+          type: MODEL_NOT_LOADED_PROBLEM,
+          status: 404,
+          title: 'Model not loaded',
+          detail: `model ${run.model} is not loaded here (fake detail from http://backend.internal)`,
+        },
+        { status: 404, headers: { 'content-type': 'application/problem+json' } },
+      )
+    }
     const origin = url.origin
     const rows = run.guidance !== 1 ? 2 * run.count : run.count
     const own = live.get(origin) ?? { runs: 0, rows: 0 }
@@ -212,6 +231,7 @@ export function useFakeBackends(
 
 interface FakeRun {
   runId: string
+  model?: string
   steps: number
   count: number
   guidance: number
@@ -250,11 +270,9 @@ function streamRun(
       })
       const runId = run.runId
       send({ type: 'accepted', runId, queuePosition: 0, ...(load && { load }) })
-      send({
-        type: 'started',
-        runId,
-        modelId: behavior.kind === 'ok' ? (behavior.modelId ?? MODEL_ID) : MODEL_ID,
-      })
+      // Like a gpu-service, it runs the model the request names (unless told to misbehave).
+      const modelId = (behavior.kind === 'ok' && behavior.modelId) || run.model || MODEL_ID
+      send({ type: 'started', runId, modelId })
       const limit = behavior.kind === 'ok' ? run.steps : behavior.steps
       for (let step = 0; step < limit; step++) {
         if (behavior.kind === 'ok' && behavior.stepDelayMs) await sleep(behavior.stepDelayMs)
@@ -301,7 +319,7 @@ function streamRun(
       send({
         type: 'result',
         runId,
-        modelId: behavior.modelId ?? MODEL_ID,
+        modelId,
         images: Array.from({ length: run.count }, () => TINY_PNG_BASE64),
         timings: {
           heavyCalls: Math.ceil(run.steps / every),

@@ -39,6 +39,17 @@ describe('resultKey', () => {
     )
   })
 
+  it('takes the model from the model id: a `model` field in the request changes nothing', async () => {
+    const key = await resultKey('s'.repeat(32), 'dualrate-547fb728e629', request)
+    expect(
+      await resultKey('s'.repeat(32), 'dualrate-547fb728e629', {
+        ...request,
+        model: 'dualrate-547fb728e629',
+      }),
+    ).toBe(key)
+    expect(await resultKey('s'.repeat(32), 'dualrate-a8a8a8a8a8a8', request)).not.toBe(key)
+  })
+
   it('covers exactly the model id and the pixel-determining options', () => {
     expect(resultIdentity('dualrate-547fb728e629', request)).toBe(
       'dualrate-547fb728e629\n{"classIndex":7,"count":1,"guidance":2,"heavySchedule":{"every":4},"seed":42,"steps":50}',
