@@ -56,6 +56,7 @@ const MAX_RECONNECTS = 5
  * @example
  * const api = new ApiClient({ apiBase: 'http://127.0.0.1:8787', apiKey })
  * const { generation } = await api.createGeneration({ class: 'Sneaker', seed: 7 })
+ * const models = await api.listModels() // a request may name one: { class: 'Sneaker', model: models[1].id }
  * for await (const event of api.streamEvents(generation.id)) console.log(event.name, event.data)
  */
 export class ApiClient {
@@ -69,7 +70,10 @@ export class ApiClient {
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init))
   }
 
-  /** GET /v1/models: the served model, its classes, defaults, limits and per-call cost. */
+  /**
+   * GET /v1/models: every model a request may name in `model`, the default first (`default: true`),
+   * each with its classes, defaults, limits, what a distilled model supports, and its costs.
+   */
   async listModels(signal?: AbortSignal): Promise<Model[]> {
     const response = await this.#request('GET', '/v1/models', { signal })
     return modelListSchema.parse(await response.json()).data

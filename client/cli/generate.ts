@@ -31,13 +31,17 @@ export async function generate(
   { request, output }: { request: GenerationRequest; output?: string | undefined },
   io: GenerateIo,
 ): Promise<number> {
-  const [model] = await api.listModels()
+  const models = await api.listModels()
   // Not aborted by an interrupt: a job created while the user pressed Ctrl-C must still be cancelled.
   const { cached, generation } = await api.createGeneration(request)
   const { id } = generation
+  // The per-call costs of the model the job runs on (the one named, or the default).
+  const model = models.find((entry) => entry.id === generation.modelId)
   const label = `${generation.request.className} #${generation.request.seed}`
   const say = (line: string) => io.stderr.write(`${line}\n`)
-  say(`${label}: ${describeRequest(generation.request)} (job ${id.slice(0, 12)}…)`)
+  say(
+    `${label}: ${describeRequest(generation.request)}, model ${generation.modelId} (job ${id.slice(0, 12)}…)`,
+  )
 
   let images = generation.urls.images ?? []
   let timings = generation.timings

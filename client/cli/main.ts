@@ -3,7 +3,7 @@
 // repository). generate / status / cancel / models; the API and key come from flags, the environment or
 // the `.dev/local.json` that `npm start` writes.
 import { parseArgs } from 'node:util'
-import type { Generation, GenerationRequest } from '../../shared/generation-api.ts'
+import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
 import { ApiClient } from '../api-client.ts'
 import { formatDuration, formatMacs } from '../run-cost.ts'
 import { type Connection, resolveConnection } from './connection.ts'
@@ -13,11 +13,17 @@ import { describeError, EXIT, UsageError } from './report-error.ts'
 const USAGE = `usage: dual-rate <command> [options]
 
 commands:
-  generate --class NAME|INDEX [--steps N] [--heavy-every K] [--guidance W] [--seed S]
-           [--count N] [-o FILE]      run a generation with a progress bar, write the PNG
+  generate --class NAME|INDEX [--model ID] [--steps N] [--heavy-every K] [--guidance W]
+           [--seed S] [--count N] [-o FILE]
+                                      run a generation with a progress bar, write the PNG
   status ID                           a generation's status, progress and result URLs
   cancel ID                           cancel a generation (stops the GPU work)
-  models                              the model, its classes, defaults, limits and costs
+  models                              every model: classes, defaults, what it supports, costs
+
+generate:
+  --model ID       a model id as \`models\` lists it (default: the API's default model); a
+                   distilled model takes only the steps, heavy schedule and guidance it lists,
+                   and its own defaults for those left out
 
 options:
   --api-base URL   the API (default: DUALRATE_API_BASE, then .dev/local.json from \`npm start\`)
@@ -30,6 +36,7 @@ const options = {
   'api-base': { type: 'string' },
   'api-key': { type: 'string' },
   class: { type: 'string' },
+  model: { type: 'string' },
   steps: { type: 'string' },
   'heavy-every': { type: 'string' },
   guidance: { type: 'string' },
@@ -68,7 +75,10 @@ async function main(argv: string[]): Promise<number> {
       printGeneration(await api.cancelGeneration(requireId(rest, 'cancel')))
       return EXIT.ok
     case 'models':
-      for (const model of await api.listModels()) printModel(model)
+      for (const [index, model] of (await api.listModels()).entries()) {
+        if (index > 0) process.stdout.write('\n')
+        printModel(model)
+      }
       return EXIT.ok
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`)
@@ -101,6 +111,9 @@ function generationRequest(values: Record<string, string | boolean | undefined>)
   const request: GenerationRequest = {
     class: /^\d+$/.test(className) ? Number(className) : className,
   }
+  // Checked by the API, which names the field and lists the models when it does not know the id.
+  const model = text('model')
+  if (model !== undefined) request.model = model
   const heavyEvery = number('heavy-every')
   const fields = {
     steps: number('steps'),
@@ -127,6 +140,7 @@ function printGeneration(generation: Generation): void {
     `id        ${generation.id}`,
     `status    ${generation.status}`,
     `progress  ${progress.step}/${progress.totalSteps} steps (${progress.attempts} backend attempt(s))`,
+    `model     ${generation.modelId}`,
     `request   ${request.className}, ${request.count} image(s), ${request.steps} steps, heavy ${JSON.stringify(request.heavySchedule)}, guidance ${request.guidance}, seed ${request.seed}`,
   ]
   if (timings) {
@@ -143,18 +157,38 @@ function printGeneration(generation: Generation): void {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
-function printModel(model: Awaited<ReturnType<ApiClient['listModels']>>[number]): void {
-  const { defaults, limits, cost } = model
-  const schedule = 'every' in defaults.heavySchedule ? defaults.heavySchedule.every : '(list)'
-  process.stdout.write(
-    `${[
-      `model     ${model.id} (${model.image.width}x${model.image.height}, ${model.image.channels} channel)`,
-      `classes   ${model.classes.map((entry) => `${entry.index} ${entry.name}`).join(', ')}`,
-      `defaults  ${defaults.steps} steps, heavy every ${schedule}, guidance ${defaults.guidance}`,
-      `limits    count <= ${limits.maxCount}, steps <= ${limits.maxSteps}, guidance <= ${limits.maxGuidance}`,
-      `cost      heavy ${formatMacs(cost.heavyMacsPerRow)}, light ${formatMacs(cost.lightMacsPerRow)} per image row and call`,
-    ].join('\n')}\n`,
+function printModel(model: Model): void {
+  const { defaults, limits, cost, supports } = model
+  const lines = [
+    `model     ${model.id}${model.default ? ' (default)' : ''}, ${model.image.width}x${model.image.height}, ${model.image.channels} channel`,
+  ]
+  if (model.description) lines.push(`about     ${model.description}`)
+  if (model.teacherModelId) lines.push(`teacher   ${model.teacherModelId}`)
+  lines.push(
+    `classes   ${model.classes.map((entry) => `${entry.index} ${entry.name}`).join(', ')}`,
+    `defaults  ${defaults.steps} steps, heavy ${describeSchedule(defaults.heavySchedule)}, guidance ${defaults.guidance}`,
   )
+  if (supports) {
+    const placements = Object.entries(supports.heavySteps).map(
+      ([steps, allowed]) =>
+        `at ${steps} steps heavy at ${allowed.map((steps) => `[${steps.join(',')}]`).join(' or ')}`,
+    )
+    lines.push(
+      `supports  steps ${supports.steps.join(' or ')}; ${placements.join('; ')}; guidance ${supports.guidance.join(' or ')}`,
+    )
+  } else {
+    lines.push(
+      `limits    count <= ${limits.maxCount}, steps <= ${limits.maxSteps}, guidance <= ${limits.maxGuidance}`,
+    )
+  }
+  lines.push(
+    `cost      heavy ${formatMacs(cost.heavyMacsPerRow)}, light ${formatMacs(cost.lightMacsPerRow)} per image row and call; ${formatMacs(cost.macsPerImage)} per image at the defaults`,
+  )
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+function describeSchedule(schedule: Model['defaults']['heavySchedule']): string {
+  return 'every' in schedule ? `every ${schedule.every}` : `at [${schedule.steps.join(',')}]`
 }
 
 /** Runs `action` with a signal that the first Ctrl-C aborts; a second Ctrl-C exits at once. */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ApiClient, ApiProblemError, type GenerationEvent } from '../../client/api-client.ts'
+import { DEFAULT_MODEL_ID, STUDENT_MODEL_ID } from '../edge/helpers/model-catalog.ts'
 import { FAKE_API_KEY, type FakeApi, JOB_ID, startFakeApi } from './helpers/fake-api.ts'
 import { STEPS_TOO_BIG } from './helpers/run-cli.ts'
 
@@ -22,6 +23,21 @@ describe('ApiClient', () => {
     expect(model?.classes[7]).toEqual({ index: 7, name: 'Sneaker' })
     expect(model?.cost.heavyMacsPerRow).toBeGreaterThan(model?.cost.lightMacsPerRow ?? Infinity)
     expect(api.requests[0]?.headers.authorization).toBeUndefined()
+  })
+
+  it('lists every model, the default first, and sends the model a request names', async () => {
+    api = await startFakeApi()
+    const client = new ApiClient({ apiBase: api.url, apiKey: FAKE_API_KEY })
+    const models = await client.listModels()
+    expect(models.map((model) => [model.id, model.default])).toEqual([
+      [DEFAULT_MODEL_ID, true],
+      [STUDENT_MODEL_ID, false],
+    ])
+    expect(models[1]?.supports?.steps).toEqual([8])
+    const { generation } = await client.createGeneration({ class: 7, model: STUDENT_MODEL_ID })
+    expect(generation.modelId).toBe(STUDENT_MODEL_ID)
+    const posted = api.requests.find((request) => request.method === 'POST')
+    expect(JSON.parse(posted?.body ?? '')).toEqual({ class: 7, model: STUDENT_MODEL_ID })
   })
 
   it('creates a generation with the bearer key, Prefer and Idempotency-Key headers', async () => {

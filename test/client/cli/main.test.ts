@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { freePort } from '../../../edge/scripts/local-stack.ts'
+import { DEFAULT_MODEL_ID, STUDENT_MODEL_ID } from '../../edge/helpers/model-catalog.ts'
 import {
   FAKE_API_KEY,
   type FakeApi,
@@ -42,7 +43,9 @@ describe('dual-rate generate', () => {
     expect(code).toBe(0)
     expect(stdout).toBe(`${api?.url}/v1/results/${JOB_ID}.png\n`)
     expect(await readFile(output)).toEqual(TINY_PNG)
-    expect(stderr).toContain('Sneaker #7: 8 steps, heavy every 4, guidance 2, seed 7')
+    expect(stderr).toContain(
+      `Sneaker #7: 8 steps, heavy every 4, guidance 2, seed 7, model ${DEFAULT_MODEL_ID}`,
+    )
     expect(stderr).toMatch(/8\/8 steps \| heavy encoder 2x/)
     expect(stderr).toContain(`wrote ${output}`)
     expect(stderr).toMatch(/cost: 2 heavy \+ 8 light calls, .* \(\d+ % of heavy-every-step's /)
@@ -52,6 +55,18 @@ describe('dual-rate generate', () => {
       heavySchedule: { every: 4 },
       seed: 7,
     })
+  })
+
+  it("sends --model as the request's model and reports the model the job runs on", async () => {
+    const env = await withApi({ steps: 8, heavyEvery: 2 })
+    const output = join(dir, 'student.png')
+    const args = ['generate', '--class', 'Sneaker', '--model', STUDENT_MODEL_ID, '-o', output]
+    const { code, stderr } = await cli(args, env).finished
+    expect(code).toBe(0)
+    const body = JSON.parse(api?.requests.find((r) => r.method === 'POST')?.body ?? '')
+    expect(body).toEqual({ class: 'Sneaker', model: STUDENT_MODEL_ID })
+    expect(stderr).toContain(`, model ${STUDENT_MODEL_ID} (job `)
+    expect(stderr).toMatch(/cost: 4 heavy \+ 8 light calls, /)
   })
 
   it('says when the result came from cache', async () => {
@@ -131,12 +146,32 @@ describe('dual-rate generate', () => {
 })
 
 describe('dual-rate models, status, cancel', () => {
-  it('lists the model, its classes and per-call costs', async () => {
+  it('lists every model, the default marked, with classes, per-call costs and cost per image', async () => {
     const env = await withApi()
     const { code, stdout } = await cli(['models'], env).finished
     expect(code).toBe(0)
-    expect(stdout).toMatch(/^classes {3}0 T-shirt\/top, 1 Trouser, .*7 Sneaker/m)
-    expect(stdout).toMatch(/^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call$/m)
+    const [first = '', second = ''] = stdout.split('\n\n')
+    expect(first).toMatch(
+      new RegExp(`^model {5}${DEFAULT_MODEL_ID} \\(default\\), 28x28, 1 channel$`, 'm'),
+    )
+    expect(first).toMatch(/^classes {3}0 T-shirt\/top, 1 Trouser, .*7 Sneaker/m)
+    expect(first).toMatch(/^limits {4}count <= 64, steps <= 1000, guidance <= 20$/m)
+    expect(first).toMatch(
+      /^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call; 3.\d\d GMAC per image at the defaults$/m,
+    )
+    expect(second).toMatch(new RegExp(`^model {5}${STUDENT_MODEL_ID}, 28x28, 1 channel$`, 'm'))
+    expect(second).toMatch(new RegExp(`^teacher {3}${DEFAULT_MODEL_ID}$`, 'm'))
+    expect(second).toMatch(/^defaults {2}8 steps, heavy every 2, guidance 1$/m)
+    expect(second).toMatch(
+      /^supports {2}steps 8; at 8 steps heavy at \[0,2,4,6\] or \[0\]; guidance 1$/m,
+    )
+  })
+
+  it('names --model in its help', async () => {
+    const { code, stdout } = await cli(['--help']).finished
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^ {2}generate --class NAME\|INDEX \[--model ID\]/m)
+    expect(stdout).toMatch(/^ {2}--model ID {7}a model id as `models` lists it/m)
   })
 
   it('shows a generation and cancels it', async () => {
