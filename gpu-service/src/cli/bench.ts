@@ -4,9 +4,7 @@
 import { parseBenchArgs, USAGE } from '../bench/args.ts'
 import { benchFairness } from '../bench/fairness.ts'
 import { benchThroughput } from '../bench/throughput.ts'
-import { UsageError } from './usage-error.ts'
-
-const EXIT_USAGE = 64
+import { EXIT_USAGE, UsageError } from './usage-error.ts'
 
 async function main(argv: string[]): Promise<void> {
   const args = parseBenchArgs(argv)

@@ -1,12 +1,11 @@
-// `npm run eval`: measures quality and cost of the committed pair for heavy intervals K through the
-// TypeScript sampler, and writes docs/eval/results.json, docs/eval/README.md and one sample grid per K.
-// Exit status 2 for a bad command line, 1 for any other failure.
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+// `npm run eval`: measures quality and cost of a model of the models folder (`--model ID`; absent: the
+// default) for heavy intervals K through the TypeScript sampler, and writes results.json, README.md and
+// one sample grid per K (docs/eval, or docs/eval/<subfolder> for a subfolder's model). Exit status 64
+// (EX_USAGE, sysexits.h) for a bad command line (a setting the model does not support included), 1 for
+// any other failure.
+import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
-import { z } from 'zod'
-import { MAX_COUNT } from '../../../shared/sampling-options.ts'
 import { loadEvaluator } from '../eval/classifier.ts'
 import { loadFashionMnist } from '../eval/fashion-mnist.ts'
 import { frechetDistance, gaussianStats } from '../eval/frechet-distance.ts'
@@ -16,65 +15,14 @@ import {
   measureClaim,
   summarize,
 } from '../eval/measure-claim.ts'
+import { recordRecommended } from '../eval/record.ts'
 import { type EvalReport, renderReport } from '../eval/report.ts'
 import { encodeGridPng } from '../image/png.ts'
-import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
+import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
-import { UsageError } from './usage-error.ts'
-
-const USAGE = `usage: npm run eval -- [options]
-  --models DIR             model folder (default gpu-service/models)
-  --out DIR                where results.json, README.md and grids go (default docs/eval)
-  --intervals 1,2,4,8      heavy intervals K to measure
-  --seeds 0,1,2            one full set of samples per seed
-  --samples-per-class N    images per class per seed (default 100: 1,000 per setting and seed)
-  --steps N                sampler steps (default 50)
-  --guidance W             classifier-free guidance for every setting (default: manifest.recommended)
-  --batch N                images per sampler call (default 50)
-  --record                 write the recommended setting found here into the manifest`
-
-const list = z
-  .string()
-  .regex(/^\d+(,\d+)*$/, 'expected comma-separated non-negative integers')
-  .transform((text) => text.split(',').map(Number))
-const argsSchema = z.strictObject({
-  models: z.string().default('gpu-service/models'),
-  out: z.string().default('docs/eval'),
-  intervals: list.default([1, 2, 4, 8]).refine((ks) => ks.every((k) => k >= 1), 'K must be >= 1'),
-  seeds: list.default([0, 1, 2]),
-  samplesPerClass: z.coerce.number().int().min(2).default(100),
-  steps: z.coerce.number().int().min(1).max(1000).default(50),
-  guidance: z.coerce.number().min(0).max(20).optional(),
-  batch: z.coerce.number().int().min(1).max(MAX_COUNT).default(50),
-  record: z.boolean().default(false),
-  help: z.boolean().default(false),
-})
-
-function readArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      models: { type: 'string' },
-      out: { type: 'string' },
-      intervals: { type: 'string' },
-      seeds: { type: 'string' },
-      'samples-per-class': { type: 'string' },
-      steps: { type: 'string' },
-      guidance: { type: 'string' },
-      batch: { type: 'string' },
-      record: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  })
-  const { 'samples-per-class': samplesPerClass, ...rest } = values
-  const parsed = argsSchema.safeParse({ ...rest, samplesPerClass })
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`)
-    throw new UsageError(lines.join('\n'))
-  }
-  return parsed.data
-}
+import { readEvalArgs, resolveEvalArgs, USAGE } from './eval-args.ts'
+import { chooseModel } from './model-choice.ts'
+import { EXIT_USAGE, UsageError } from './usage-error.ts'
 
 function ratio(
   scores: IntervalScores[],
@@ -91,17 +39,19 @@ function ratio(
 }
 
 async function main(argv: string[]): Promise<void> {
-  const args = readArgs(argv)
+  const args = readEvalArgs(argv)
   if (args.help) {
     console.log(USAGE)
     return
   }
+  const folder = await chooseModel(args.models, args.model)
+  const { settings, out, record } = resolveEvalArgs(args, folder)
   const session = parseSessionConfig(process.env)
-  const pair = await loadModelPair(args.models, session)
+  const pair = await loadModelPair(folder.dir, session)
   const evaluator = await loadEvaluator(args.models, session)
   try {
     const manifest = pair.manifest
-    const guidance = args.guidance ?? manifest.recommended.guidance
+    console.log(`model ${manifest.modelId} (${folder.dir})`)
     const test = await loadFashionMnist('test')
     const testScores = await evaluator.classify(test.images, test.count)
     let correct = 0
@@ -124,14 +74,6 @@ async function main(argv: string[]): Promise<void> {
       reference,
     )
 
-    const settings = {
-      heavyIntervals: args.intervals,
-      seeds: args.seeds,
-      samplesPerClass: args.samplesPerClass,
-      steps: args.steps,
-      guidance,
-      batch: args.batch,
-    }
     const evalStarted = performance.now()
     const scores = await measureClaim(
       pair.models,
@@ -147,12 +89,15 @@ async function main(argv: string[]): Promise<void> {
       const found = scores.find((s) => s.heavyEvery === k)
       return found ? summarize(found.seeds.map((s) => s.classAccuracy)).mean : null
     }
-    // Recommend the cheapest K whose quality stays within the K=4 bar of heavy-every-step.
+    // Recommend the cheapest K whose quality stays within the K=4 bar of heavy-every-step; without one
+    // (or without K=1 to compare with: a distilled model's fixed placement), the smallest K measured.
+    // Every K measured is one the model supports, so the recommendation is too.
     const acceptable = scores
       .filter((s) => (fdRatio(s.heavyEvery) ?? Number.POSITIVE_INFINITY) <= 1.15)
       .filter((s) => (accuracyOf(s.heavyEvery) ?? 0) >= 0.9)
       .map((s) => s.heavyEvery)
-    const recommendedK = acceptable.length > 0 ? Math.max(...acceptable) : 1
+    const recommendedK =
+      acceptable.length > 0 ? Math.max(...acceptable) : Math.min(...settings.heavyIntervals)
     const report: EvalReport = {
       modelId: manifest.modelId,
       date: new Date().toISOString(),
@@ -179,25 +124,22 @@ async function main(argv: string[]): Promise<void> {
       },
       accuracyK1: accuracyOf(1),
       accuracyK4: accuracyOf(4),
-      recommended: { steps: args.steps, heavyEvery: recommendedK, guidance },
+      recommended: { steps: settings.steps, heavyEvery: recommendedK, guidance: settings.guidance },
     }
-    await mkdir(args.out, { recursive: true })
+    await mkdir(out, { recursive: true })
     const { width, height } = manifest.image
     for (const { heavyEvery, gridImages } of scores) {
       const count = gridImages.length / (width * height)
       await writeFile(
-        join(args.out, `grid-k${heavyEvery}.png`),
+        join(out, `grid-k${heavyEvery}.png`),
         encodeGridPng(gridImages, count, width, height, { columns: GRID_COLUMNS }),
       )
     }
-    await writeFile(join(args.out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`)
-    await writeFile(join(args.out, 'README.md'), renderReport(report))
+    await writeFile(join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`)
+    await writeFile(join(out, 'README.md'), renderReport(report))
     console.log(renderReport(report))
-    if (args.record) {
-      const manifestPath = join(args.models, MANIFEST_FILE)
-      const raw = JSON.parse(await readFile(manifestPath, 'utf8'))
-      raw.recommended = report.recommended
-      await writeFile(manifestPath, `${JSON.stringify(raw, null, 2)}\n`)
+    if (record) {
+      const manifestPath = await recordRecommended(folder.dir, report.recommended)
       console.log(`recorded recommended ${JSON.stringify(report.recommended)} in ${manifestPath}`)
     }
   } finally {
@@ -207,12 +149,9 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (
-    error instanceof UsageError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-  ) {
-    console.error(`eval: ${(error as Error).message.replaceAll('\n', '\neval: ')}\n\n${USAGE}`)
-    process.exitCode = 2
+  if (error instanceof UsageError) {
+    console.error(`eval: ${error.message.replaceAll('\n', '\neval: ')}\n\n${USAGE}`)
+    process.exitCode = EXIT_USAGE
     return
   }
   console.error(`eval: ${(error as Error).stack ?? error}`)

@@ -1,9 +1,11 @@
 // Command-line arguments of `npm run sample`, turned into validated sampler options. Pure: the caller
-// reads the manifest (it supplies class names and recommended defaults) and prints the errors.
+// reads the chosen model's manifest (it supplies class names, recommended defaults and, for a distilled
+// model, what it supports) and prints the errors.
 import { parseArgs } from 'node:util'
 import { formatIssue, listIssues } from '../../../shared/issues.ts'
 import type { Manifest } from '../../../shared/model-manifest.ts'
 import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
+import { unsupportedFlags } from './model-choice.ts'
 import { UsageError } from './usage-error.ts'
 
 export const DEFAULT_MODELS_DIR = 'gpu-service/models'
@@ -20,7 +22,8 @@ export const USAGE = `Usage: npm run sample -- --class <name|index> --out-dir <d
   --heavy-steps <list>   or at these step indices, e.g. 0,10,20 (step 0 is always included)
   --guidance <w>         classifier-free guidance scale, 0..20 (default: manifest recommended)
   --seed <n>             unsigned 32-bit seed (default ${DEFAULT_SEED})
-  --models <dir>         model directory (default ${DEFAULT_MODELS_DIR})
+  --model <id>           which model of the models folder (default: the folder's own manifest)
+  --models <dir>         models folder (default ${DEFAULT_MODELS_DIR})
   --help                 show this text`
 
 const ARG_OPTIONS = {
@@ -32,6 +35,7 @@ const ARG_OPTIONS = {
   'heavy-steps': { type: 'string' },
   guidance: { type: 'string' },
   seed: { type: 'string' },
+  model: { type: 'string' },
   models: { type: 'string' },
   help: { type: 'boolean' },
 } as const
@@ -71,7 +75,8 @@ const FLAG_OF_OPTION: Record<string, string> = {
 
 /**
  * Resolves flags against the manifest (class names, recommended steps, heavyEvery and guidance) and
- * validates them with the shared sampling-options schema. Throws a UsageError listing every problem.
+ * validates them with the shared sampling-options schema and the model's `supports`. Throws a
+ * UsageError listing every problem.
  *
  * @example
  * const { options, outDir } = resolveSampleArgs(readSampleArgs(['--class', 'Sneaker', '--out-dir', 'out']), manifest)
@@ -117,6 +122,16 @@ export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): Sampl
       const flag = FLAG_OF_OPTION[optionPath] ?? issue.path
       problems.push(formatIssue({ path: flag, message: issue.message }))
     }
+  }
+  if (result.success) {
+    const heavyFlag = raw['heavy-steps'] !== undefined ? '--heavy-steps' : '--heavy-every'
+    problems.push(
+      ...unsupportedFlags(manifest.supports, result.data, {
+        steps: '--steps',
+        heavySchedule: heavyFlag,
+        guidance: '--guidance',
+      }),
+    )
   }
   if (problems.length > 0 || !result.success) throw new UsageError(problems.join('\n'))
   return { options: result.data, outDir: raw['out-dir'] as string }

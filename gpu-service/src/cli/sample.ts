@@ -1,13 +1,15 @@
-// `npm run sample`: draws images of one class with the dual-rate sampler and writes them as PNGs.
-// Exit status 2 for a bad command line, 1 for any other failure.
+// `npm run sample`: draws images of one class with the dual-rate sampler and writes them as PNGs, with any
+// model of the models folder (`--model ID`; absent: the default). Exit status 64 (EX_USAGE, sysexits.h)
+// for a bad command line (an option the model does not support included), 1 for any other failure.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeGrayPng, encodeGridPng } from '../image/png.ts'
-import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
+import { loadModelPair } from '../onnx/model-pair.ts'
 import { sample } from '../sampler/sample.ts'
 import { parseSessionConfig } from '../service/config.ts'
+import { chooseModel } from './model-choice.ts'
 import { DEFAULT_MODELS_DIR, readSampleArgs, resolveSampleArgs, USAGE } from './sample-args.ts'
-import { UsageError } from './usage-error.ts'
+import { EXIT_USAGE, UsageError } from './usage-error.ts'
 
 async function main(argv: string[]): Promise<void> {
   const raw = readSampleArgs(argv)
@@ -15,11 +17,10 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE)
     return
   }
-  const modelsDir = raw.models ?? DEFAULT_MODELS_DIR
-  const manifest = await readManifest(modelsDir)
+  const { dir, manifest } = await chooseModel(raw.models ?? DEFAULT_MODELS_DIR, raw.model)
   const { options, outDir } = resolveSampleArgs(raw, manifest)
 
-  const pair = await loadModelPair(modelsDir, parseSessionConfig(process.env))
+  const pair = await loadModelPair(dir, parseSessionConfig(process.env))
   try {
     const result = await sample(pair.models, pair.manifest, options)
     const { width, height } = manifest.image
@@ -40,7 +41,8 @@ async function main(argv: string[]): Promise<void> {
     console.log(
       `wrote ${result.count} x ${className} (class ${options.classIndex}) and grid.png to ${outDir}: ` +
         `${options.steps} steps, ${result.heavyCalls} heavy + ${result.lightCalls} light calls, ` +
-        `${macsPerImage.toFixed(1)} MMACs per image, ${result.wallMs.toFixed(0)} ms`,
+        `${macsPerImage.toFixed(1)} MMACs per image, ${result.wallMs.toFixed(0)} ms, ` +
+        `model ${manifest.modelId}`,
     )
   } finally {
     await pair.release()
@@ -50,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError) {
     console.error(`sample: ${error.message.replaceAll('\n', '\nsample: ')}\n\n${USAGE}`)
-    process.exitCode = 2
+    process.exitCode = EXIT_USAGE
     return
   }
   console.error(`sample: ${error instanceof Error ? error.message : String(error)}`)

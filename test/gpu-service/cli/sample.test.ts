@@ -3,7 +3,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decode } from 'fast-png'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type ModelsFolder,
+  STUDENT_FOLDER,
+  STUDENT_ID,
+  TEACHER_ID,
+  teacherAndStudent,
+} from '../fixtures/models-folder.ts'
 
 const outDir = mkdtempSync(join(tmpdir(), 'dualrate-sample-'))
 afterAll(() => rmSync(outDir, { recursive: true, force: true }))
@@ -71,9 +78,9 @@ describe('npm run sample', () => {
     ],
     [['--class', '3'], '--out-dir: required'],
     [['--class', '3', '--out-dir', OUT, '--colour', 'red'], "Unknown option '--colour'"],
-  ])('rejects %j with exit 2 and a message', (args, message) => {
+  ])('rejects %j with exit 64 and a message', (args, message) => {
     const result = runSample(args.map((arg) => (arg === OUT ? outDir : arg)))
-    expect(result.status).toBe(2)
+    expect(result.status).toBe(64)
     expect(result.stdout).toBe('')
     expect(result.stderr).toContain(`sample: ${message}`)
     expect(result.stderr).toContain('Usage: npm run sample --')
@@ -83,5 +90,59 @@ describe('npm run sample', () => {
     const result = runSample(['--class', '3', '--out-dir', outDir, '--models', 'test/fixtures'])
     expect(result.status).toBe(1)
     expect(result.stderr).toMatch('sample: test/fixtures/manifest.json: not found\n')
+  })
+})
+
+describe('npm run sample --model', () => {
+  let folder: ModelsFolder
+  beforeAll(async () => {
+    folder = await teacherAndStudent()
+  })
+  afterAll(() => folder.remove())
+
+  /** `npm run sample` on the teacher-and-student folder. */
+  const sampleWith = (args: string[]) =>
+    runSample([
+      '--models',
+      folder.dir,
+      '--class',
+      '3',
+      '--out-dir',
+      join(outDir, 'by-model'),
+      ...args,
+    ])
+
+  it("samples with the model chosen, by default at that model's recommended setting", () => {
+    const result = sampleWith(['--model', STUDENT_ID, '--count', '1'])
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(
+      new RegExp(`: 4 steps, 2 heavy \\+ 4 light calls, .* ms, model ${STUDENT_ID}\n$`),
+    )
+  })
+
+  it.each([
+    [['--steps', '8'], '--steps: this model samples with 4 steps only'],
+    [
+      ['--heavy-steps', '0,1'],
+      '--heavy-steps: at 4 steps this model runs the heavy encoder at {"steps":[0,2]} only',
+    ],
+    [['--guidance', '2'], '--guidance: this model was distilled at guidance 1 only'],
+  ])(
+    'refuses %j, which the model does not support, with exit 64 naming the flag',
+    (args, message) => {
+      const result = sampleWith(['--model', STUDENT_ID, ...args])
+      expect(result.status).toBe(64)
+      expect(result.stderr).toContain(`sample: ${message}\n`)
+    },
+  )
+
+  it('refuses a model the folder does not hold with exit 64, listing the ones it does', () => {
+    const result = sampleWith(['--model', 'dualrate-ffffffffffff'])
+    expect(result.status).toBe(64)
+    expect(result.stderr).toContain(
+      `sample: --model: no model dualrate-ffffffffffff in ${folder.dir}; it holds ` +
+        `${TEACHER_ID} (default), ${STUDENT_ID} (${STUDENT_FOLDER})\n`,
+    )
   })
 })
