@@ -96,9 +96,20 @@ export const manifestSchema = z
     /** The model a distilled student was distilled from. */
     teacherModelId: modelIdSchema.optional(),
     supports: modelSupportSchema.optional(),
+    /**
+     * Calibrated heavy placements (npm run calibrate), by step count (the key, in decimal): entry N - 1
+     * is where N heavy calls go, chosen from measured reuse costs; `heavySchedule: {"calls": N}` uses it.
+     */
+    heavyPlacements: z
+      .record(
+        z.string().regex(/^[1-9][0-9]*$/, 'expected a step count'),
+        z.array(z.array(z.number().int().nonnegative()).min(1)),
+      )
+      .optional(),
   })
   .superRefine((manifest, ctx) => {
     if (manifest.supports) checkSupports(manifest, manifest.supports, ctx)
+    if (manifest.heavyPlacements) checkPlacements(manifest.heavyPlacements, ctx)
     if (manifest.nullClass < manifest.classes.length) {
       ctx.addIssue({
         code: 'custom',
@@ -191,6 +202,33 @@ function checkSupports(
       code: 'custom',
       path: ['recommended'],
       message: `not supported: ${issue.message}`,
+    })
+  }
+}
+
+/** Placement N - 1 of an S-step table must be N sorted distinct steps from 0, each below S. */
+function checkPlacements(table: Record<string, number[][]>, ctx: z.RefinementCtx): void {
+  for (const [key, placements] of Object.entries(table)) {
+    const steps = Number(key)
+    if (placements.length !== steps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heavyPlacements', key],
+        message: `expected one placement per budget 1..${steps}, got ${placements.length}`,
+      })
+    }
+    placements.forEach((placement, index) => {
+      const valid =
+        placement.length === index + 1 &&
+        placement[0] === 0 &&
+        placement.every((step, i) => step < steps && (i === 0 || step > (placement[i - 1] ?? -1)))
+      if (!valid) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['heavyPlacements', key, index],
+          message: `expected ${index + 1} sorted distinct step indices from 0, below ${steps}`,
+        })
+      }
     })
   }
 }

@@ -71,4 +71,28 @@ describe('parseManifest', () => {
       /^Invalid model manifest: not JSON \(/,
     )
   })
+
+  it('accepts calibrated placements, one per budget, and refuses a malformed one by path', () => {
+    const manifest = { ...validManifest(), heavyPlacements: { 3: [[0], [0, 2], [0, 1, 2]] } }
+    expect(parseManifest(manifest).heavyPlacements?.['3']?.[1]).toEqual([0, 2])
+    const short = { ...validManifest(), heavyPlacements: { 3: [[0], [0, 2]] } }
+    expect(parseError(short).message).toContain(
+      'heavyPlacements.3: expected one placement per budget 1..3, got 2',
+    )
+    const unsorted = { ...validManifest(), heavyPlacements: { 3: [[0], [2, 0], [0, 1, 2]] } }
+    expect(parseError(unsorted).message).toContain(
+      'heavyPlacements.3[1]: expected 2 sorted distinct step indices from 0, below 3',
+    )
+  })
+
+  it("refuses a distilled model's support that leaves out its own recommended setting", () => {
+    const manifest = {
+      ...validManifest(),
+      recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
+      supports: { steps: [8], heavySteps: { 8: [[0, 2, 4, 6]] }, guidance: [1] },
+    }
+    expect(parseError(manifest).message).toContain(
+      'recommended: not supported: this model samples with 8 steps only',
+    )
+  })
 })

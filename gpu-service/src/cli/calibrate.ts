@@ -117,7 +117,7 @@ async function main(argv: string[]): Promise<void> {
       date: new Date().toISOString(),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, onnxruntime-node ${session.device}`,
       seconds: (performance.now() - started) / 1000,
-      command: `npm run calibrate -- ${argv.join(' ')}`.trim(),
+      command: ['npm run calibrate', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
       settings: { steps, guidance, trajectories: args.trajectories, seed: args.seed },
       costMetric:
         'RMS per pixel of the DDPM posterior mean of x_tNext with stale minus fresh features',
