@@ -84,7 +84,8 @@ ${bar('FD(K=8) / FD(K=1) <= 1.30', ratios.fdK8, (v) => v <= 1.3, times)}
 ${bar('MACs(K=4) / MACs(K=1) <= 1/3', ratios.macsK4, (v) => v <= 1 / 3, times)}
 ${bar('wall(K=4) / wall(K=1) <= 1/2.5', ratios.wallK4, (v) => v <= 1 / 2.5, times)}
 
-Recommended (cheapest K within the K=4 quality bar, recorded in the manifest with \`--record\`):
+Recommended (the cheapest K within the K=4 quality bar, or the smallest K measured when none is or K=1 was not
+measured; recorded in the model's manifest with \`--record\`):
 ${settings.steps} steps, heavy every ${report.recommended.heavyEvery}, guidance ${report.recommended.guidance}.
 Sample grids (one row per class, seed ${settings.seeds[0]}): ${report.intervals.map((r) => `[K=${r.heavyEvery}](grid-k${r.heavyEvery}.png)`).join(', ')}.
 `
