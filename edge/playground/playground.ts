@@ -1,6 +1,7 @@
-// The playground page's script (bundled by edge/scripts/build-playground.ts): pick the options, run a
-// generation through the public API with the typed client, show its live previews and which steps ran
-// the heavy encoder, then the result enlarged, its cached URL, and its cost against heavy-every-step.
+// The playground page's script (bundled by edge/scripts/build-playground.ts): pick a model and the
+// options (prefilled with the model's defaults and, for a distilled model, held to what it supports),
+// run a generation through the public API with the typed client, show its live previews and which steps
+// ran the heavy encoder, then the result enlarged, its cached URL, and its cost against heavy-every-step.
 import { ApiClient, ApiProblemError, type GenerationEvent } from '../../client/api-client.ts'
 import {
   compareWithHeavyEveryStep,
@@ -9,6 +10,7 @@ import {
   type TimedStep,
 } from '../../client/run-cost.ts'
 import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
+import { heavySteps } from '../../shared/heavy-schedule.ts'
 import type { Problem } from '../../shared/problem.ts'
 
 const KEY_STORAGE = 'dualrate.apiKey'
@@ -30,10 +32,18 @@ const ui = {
   forgetKey: element<HTMLButtonElement>('forget-key'),
   keyStatus: element('key-status'),
   form: element<HTMLFormElement>('generate-form'),
+  modelSelect: element<HTMLSelectElement>('model'),
+  modelHelp: element('model-help'),
   classSelect: element<HTMLSelectElement>('class'),
   steps: element<HTMLInputElement>('steps'),
+  stepsAllowed: element<HTMLDataListElement>('steps-allowed'),
+  stepsHelp: element('steps-help'),
   heavyEvery: element<HTMLInputElement>('heavy-every'),
+  heavyEveryAllowed: element<HTMLDataListElement>('heavy-every-allowed'),
+  heavyEveryHelp: element('heavy-every-help'),
   guidance: element<HTMLInputElement>('guidance'),
+  guidanceAllowed: element<HTMLDataListElement>('guidance-allowed'),
+  guidanceHelp: element('guidance-help'),
   seed: element<HTMLInputElement>('seed'),
   generate: element<HTMLButtonElement>('generate'),
   cancel: element<HTMLButtonElement>('cancel'),
@@ -53,7 +63,15 @@ const ui = {
   costNote: element('cost-note'),
 }
 
+/** Every model GET /v1/models lists, the default first. */
+let models: Model[] = []
+/** The model chosen in the form. */
 let model: Model | undefined
+/** The fields' own help texts, which a model's constraints are added to. */
+const baseHelp = {
+  heavyEvery: ui.heavyEveryHelp.textContent ?? '',
+  guidance: ui.guidanceHelp.textContent ?? '',
+}
 /** The generation being followed, so Cancel can stop it. */
 let current: { id: string } | undefined
 
@@ -79,26 +97,126 @@ async function start(): Promise<void> {
     void generate()
   })
   ui.cancel.addEventListener('click', () => void cancel())
+  ui.modelSelect.addEventListener('change', () => {
+    const chosen = models.find((entry) => entry.id === ui.modelSelect.value)
+    if (chosen) chooseModel(chosen)
+  })
+  // A distilled model's heavy placements depend on the step count.
+  ui.steps.addEventListener('input', () => {
+    if (model) constrainHeavyEvery(model)
+  })
 
   try {
-    ;[model] = await client().listModels()
+    models = await client().listModels()
   } catch (error) {
     showError(error)
     return
   }
-  if (!model) return
-  ui.modelId.textContent = model.id
-  for (const entry of model.classes) ui.classSelect.add(new Option(entry.name, String(entry.index)))
-  ui.classSelect.value = String(model.classes.find((entry) => entry.name === 'Sneaker')?.index ?? 0)
-  ui.steps.value = String(model.defaults.steps)
-  ui.steps.max = String(model.limits.maxSteps)
-  ui.heavyEvery.value = String(
-    'every' in model.defaults.heavySchedule ? model.defaults.heavySchedule.every : 1,
+  const initial = models.find((entry) => entry.default) ?? models[0]
+  if (!initial) return
+  for (const entry of models) {
+    const label = `${entry.id}${entry.default ? ' (default)' : ''}`
+    ui.modelSelect.add(new Option(label, entry.id))
+  }
+  chooseModel(initial)
+  ui.classSelect.value = String(
+    initial.classes.find((entry) => entry.name === 'Sneaker')?.index ?? 0,
   )
-  ui.guidance.value = String(model.defaults.guidance)
-  ui.guidance.max = String(model.limits.maxGuidance)
-  ui.seed.max = String(model.limits.maxSeed)
   ui.generate.disabled = false
+}
+
+/**
+ * Shows a model's classes and fills the options with its defaults; for a distilled model, holds each
+ * option to the values it supports (a single value is fixed, several are offered as suggestions) and
+ * says which in the field's help. The API refuses anything else with 400 naming the field.
+ */
+function chooseModel(chosen: Model): void {
+  model = chosen
+  ui.modelSelect.value = chosen.id
+  ui.modelId.textContent = chosen.id
+  const selectedClass = ui.classSelect.value
+  ui.classSelect.replaceChildren(
+    ...chosen.classes.map((entry) => new Option(entry.name, String(entry.index))),
+  )
+  if (chosen.classes.some((entry) => String(entry.index) === selectedClass)) {
+    ui.classSelect.value = selectedClass
+  }
+  const { defaults, limits, supports } = chosen
+  ui.steps.value = String(defaults.steps)
+  ui.heavyEvery.value = String('every' in defaults.heavySchedule ? defaults.heavySchedule.every : 1)
+  ui.guidance.value = String(defaults.guidance)
+  ui.seed.max = String(limits.maxSeed)
+  constrain(ui.steps, ui.stepsAllowed, supports?.steps, { min: 1, max: limits.maxSteps })
+  ui.stepsHelp.textContent = supports ? `This model samples with ${list(supports.steps)} only.` : ''
+  constrain(ui.guidance, ui.guidanceAllowed, supports?.guidance, {
+    min: 0,
+    max: limits.maxGuidance,
+  })
+  ui.guidanceHelp.textContent = supports
+    ? `${baseHelp.guidance} This model was distilled at ${list(supports.guidance)} only.`
+    : baseHelp.guidance
+  constrainHeavyEvery(chosen)
+  const parts = [
+    chosen.description,
+    chosen.teacherModelId && `Distilled from ${chosen.teacherModelId}.`,
+    `${formatMacs(chosen.cost.macsPerImage)} per image at its defaults.`,
+  ]
+  ui.modelHelp.textContent = parts.filter(Boolean).join(' ')
+}
+
+/**
+ * The heavy-every-K values a distilled model supports at this step count (every K from 1 to the step
+ * count whose heavy steps are one of its placements); undefined for a model that takes any.
+ */
+function supportedHeavyEvery(chosen: Model, steps: number): number[] | undefined {
+  if (!chosen.supports) return undefined
+  if (!Number.isInteger(steps) || steps < 1) return []
+  const placements = new Set(
+    (chosen.supports.heavySteps[String(steps)] ?? []).map((placement) => placement.join()),
+  )
+  return Array.from({ length: steps }, (_, index) => index + 1).filter((every) =>
+    placements.has(heavySteps({ every }, steps).join()),
+  )
+}
+
+function constrainHeavyEvery(chosen: Model): void {
+  const allowed = supportedHeavyEvery(chosen, Number(ui.steps.value))
+  constrain(ui.heavyEvery, ui.heavyEveryAllowed, allowed?.length ? allowed : undefined, {
+    min: 1,
+    max: chosen.limits.maxSteps,
+  })
+  ui.heavyEveryHelp.textContent =
+    allowed === undefined
+      ? baseHelp.heavyEvery
+      : allowed.length === 0
+        ? `This model runs no heavy schedule at ${ui.steps.value} steps.`
+        : `This model runs it every ${list(allowed)} steps at ${ui.steps.value} steps.`
+  if (allowed?.length && !allowed.includes(Number(ui.heavyEvery.value))) {
+    ui.heavyEvery.value = String(allowed[0])
+  }
+}
+
+/**
+ * Holds a number input to `allowed` (its range, suggested values, fixed when there is one) or, without
+ * a list, to the API's limits.
+ */
+function constrain(
+  input: HTMLInputElement,
+  suggestions: HTMLDataListElement,
+  allowed: readonly number[] | undefined,
+  limits: { min: number; max: number },
+): void {
+  input.min = String(allowed ? Math.min(...allowed) : limits.min)
+  input.max = String(allowed ? Math.max(...allowed) : limits.max)
+  input.readOnly = allowed?.length === 1
+  if (allowed?.length === 1) input.value = String(allowed[0])
+  suggestions.replaceChildren(...(allowed ?? []).map((value) => new Option('', String(value))))
+}
+
+/** `8`, `2 or 8`, `1, 2 or 4`. */
+function list(values: readonly number[]): string {
+  if (values.length <= 1) return values.join('')
+  return `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`
 }
 
 /**
@@ -137,6 +255,8 @@ function readRequest(): GenerationRequest {
     previewEvery: Math.max(1, Math.round(steps / PREVIEWS_PER_RUN)),
   }
   if (ui.seed.value.trim() !== '') request.seed = number(ui.seed)
+  // The default model needs no name (a request naming it gets the same result).
+  if (model && !model.default) request.model = model.id
   return request
 }
 
@@ -250,7 +370,10 @@ function describe(generation: Generation): string {
   const { className, seed, steps, heavySchedule, guidance } = generation.request
   const every =
     'every' in heavySchedule ? `heavy every ${heavySchedule.every}` : 'listed heavy steps'
-  return `${className}, seed ${seed}, ${steps} steps, ${every}, guidance ${guidance}`
+  // The default model goes unnamed, as in the request.
+  const ranOn = models.find((entry) => entry.id === generation.modelId)
+  const on = ranOn?.default === false ? `, model ${generation.modelId}` : ''
+  return `${className}, seed ${seed}, ${steps} steps, ${every}, guidance ${guidance}${on}`
 }
 
 function resetRun(generation: Generation): void {
@@ -333,9 +456,11 @@ function showResult(
   link.href = url
   link.textContent = url
   ui.resultUrl.replaceChildren(link)
-  if (!timings || !model) return
+  // The per-call costs of the model the job ran on.
+  const ranOn = models.find((entry) => entry.id === generation.modelId)
+  if (!timings || !ranOn) return
   const { run, heavyEveryStep, timeBasis } = compareWithHeavyEveryStep(
-    model.cost,
+    ranOn.cost,
     generation.request,
     timings,
     steps.filter(Boolean),

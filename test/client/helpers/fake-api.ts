@@ -3,6 +3,7 @@
 // is recorded. The real edge is tested in workerd and end to end; this fake pins down what the client
 // does with each answer. It serves two models, the committed default and a fixture 8-step student
 // (test/edge/helpers/model-catalog.ts), and a job runs on the model its request names.
+import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Generation, GenerationEventName } from '../../../shared/generation-api.ts'
@@ -29,6 +30,8 @@ export interface FakeApiOptions {
   cached?: boolean
   /** The first event stream closes after this many events, without a terminal event. */
   dropFirstStreamAfter?: number
+  /** Serve the files of this folder at the root (`/` is its index.html): a built playground. */
+  staticDir?: string
 }
 
 export interface RecordedRequest {
@@ -45,6 +48,13 @@ export interface FakeApi {
 }
 
 type Event = { name: GenerationEventName; data: unknown }
+
+/** The files of a built playground, by path. */
+const STATIC_FILES: Record<string, { name: string; type: string }> = {
+  '/': { name: 'index.html', type: 'text/html; charset=utf-8' },
+  '/playground.js': { name: 'playground.js', type: 'text/javascript' },
+  '/playground.css': { name: 'playground.css', type: 'text/css' },
+}
 
 /**
  * Starts the fake on a free loopback port.
@@ -161,6 +171,11 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     requests.push({ method: request.method ?? '', path, headers: request.headers, body })
     if (request.method === 'GET' && path === '/v1/models')
       return json(response, 200, { data: models })
+    const file = options.staticDir && request.method === 'GET' && STATIC_FILES[path]
+    if (file && options.staticDir) {
+      response.writeHead(200, { 'content-type': file.type })
+      return response.end(await readFile(`${options.staticDir}/${file.name}`))
+    }
     if (request.method === 'GET' && path === `/v1/results/${JOB_ID}.png`) {
       response.writeHead(200, { 'content-type': 'image/png' })
       return response.end(TINY_PNG)
