@@ -187,7 +187,7 @@ async function main(argv: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: machineDescription({ session }),
     revision: gitRevision(),
-    command: `npm run drift -- ${argv.join(' ')}`.trim(),
+    command: argv.length > 0 ? `npm run drift -- ${argv.join(' ')}` : 'npm run drift',
     seconds,
     settings: { ...settings, classes: manifest.classes },
     measures: MEASURES,
