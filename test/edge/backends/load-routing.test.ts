@@ -254,6 +254,9 @@ describe('circuit breaker per backend', () => {
   }
 
   it('opens after three failures in a row: no more work for that backend', async () => {
+    // A cool-down no two jobs outlast: on two busy cores a job through the app takes about 150 ms, so
+    // with 300 ms the breaker half-opened before the fifth job and let a probe through.
+    forgetFleet({ breaker: { failureThreshold: 3, coolDownMs: 10_000 } })
     failingA()
     for (let index = 0; index < 5; index++) expect((await job()).status).toBe('succeeded')
     expect(count(A)).toBe(3)
