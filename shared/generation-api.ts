@@ -137,6 +137,8 @@ export const generationEventSchemas = {
     totalSteps: z.number().int().positive(),
     t: z.number(),
     heavy: z.boolean(),
+    /** Heavy-encoder calls of this attempt so far, this step's included (absent from older backends). */
+    heavyCalls: z.number().int().nonnegative().optional(),
     elapsedMs: z.number().nonnegative(),
   }),
   preview: z.strictObject({
@@ -167,6 +169,14 @@ export const modelSchema = z
         'Present on a distilled few-step model: the only step counts, heavy-encoder placements (0-based ' +
         'step indices, by step count) and guidance it accepts. Absent: every valid option.',
     }),
+    calibratedSteps: z
+      .array(z.number().int())
+      .optional()
+      .meta({
+        description:
+          'Step counts with calibrated heavy placements: there `heavySchedule: {"calls": N}` runs N ' +
+          'heavy calls where reuse was measured to hurt most, for any N from 1 to the step count.',
+      }),
     image: z.strictObject({
       channels: z.number().int(),
       height: z.number().int(),

@@ -1,9 +1,22 @@
 // Whether a model can run a request: a distilled few-step student declares the step counts, heavy-encoder
 // placements and guidance it was distilled for (manifest `supports`); anything else would sample off its
 // training distribution, so every boundary (edge input, gpu-service, CLI) refuses it with the field named.
-import { heavySteps } from './heavy-schedule.ts'
+import { type HeavyPlacements, heavySteps, isAdaptive } from './heavy-schedule.ts'
 import type { ModelSupport } from './model-manifest.ts'
 import { modelRows, type SamplingOptions } from './sampling-options.ts'
+
+/**
+ * The step counts a model has calibrated heavy placements for (manifest `heavyPlacements`), where
+ * `heavySchedule: {"calls": N}` works for every N from 1 to the step count.
+ *
+ * @example
+ * calibratedStepCounts(manifest.heavyPlacements) // [50]
+ */
+export function calibratedStepCounts(placements: HeavyPlacements | undefined): number[] {
+  return Object.keys(placements ?? {})
+    .map(Number)
+    .sort((a, b) => a - b)
+}
 
 /** One refused option, located by its field in the request. */
 export interface SupportIssue {
@@ -14,7 +27,8 @@ export interface SupportIssue {
 type Options = Pick<SamplingOptions, 'steps' | 'heavySchedule' | 'guidance'>
 
 /**
- * The options a model does not support; empty when it runs them (always, for a model without `supports`).
+ * The options a model does not support; empty when it runs them. A model without `supports` runs every
+ * valid option, except `heavySchedule: {"calls": N}` at a step count it has no calibrated placements for.
  *
  * @example
  * unsupportedOptions({ steps: [8], heavySteps: { 8: [[0, 2, 4, 6]] }, guidance: [1] },
@@ -24,7 +38,21 @@ type Options = Pick<SamplingOptions, 'steps' | 'heavySchedule' | 'guidance'>
 export function unsupportedOptions(
   supports: ModelSupport | undefined,
   options: Options,
+  calibratedSteps: readonly number[] = [],
 ): SupportIssue[] {
+  const schedule = options.heavySchedule
+  if ('calls' in schedule && !calibratedSteps.includes(options.steps)) {
+    const calibrated = calibratedSteps
+    return [
+      {
+        path: ['heavySchedule'],
+        message:
+          calibrated.length > 0
+            ? `{"calls": N} needs a calibrated placement; this model has them for ${calibrated.join(', ')} steps`
+            : '{"calls": N} needs a calibrated placement; this model has none',
+      },
+    ]
+  }
   if (!supports) return []
   const issues: SupportIssue[] = []
   if (!supports.steps.includes(options.steps)) {
@@ -33,10 +61,14 @@ export function unsupportedOptions(
       message: `this model samples with ${list(supports.steps)} steps only`,
     })
   } else {
-    const placements = supports.heavySteps[String(options.steps)] ?? []
-    const asked = heavySteps(options.heavySchedule, options.steps).join()
-    if (!placements.some((placement) => placement.join() === asked)) {
-      const allowed = placements.map((placement) => `{"steps":[${placement.join(',')}]}`)
+    const allowedPlacements = supports.heavySteps[String(options.steps)] ?? []
+    // A student has no calibrated placements, so `calls` is refused above before it gets here.
+    const asked =
+      isAdaptive(schedule) || 'calls' in schedule
+        ? null
+        : heavySteps(schedule, options.steps).join()
+    if (!allowedPlacements.some((placement) => placement.join() === asked)) {
+      const allowed = allowedPlacements.map((placement) => `{"steps":[${placement.join(',')}]}`)
       issues.push({
         path: ['heavySchedule'],
         message: `at ${options.steps} steps this model runs the heavy encoder at ${allowed.join(' or ')} only`,
@@ -60,15 +92,22 @@ export interface RowCost {
 
 /**
  * Multiply-accumulates of one image of a run: its rows (two with guidance other than 1) times the heavy
- * calls' and every step's light call's cost.
+ * calls' and every step's light call's cost. An adaptive schedule is priced at its most (a heavy call on
+ * every step); its result reports what it spent.
  *
  * @example
  * macsPerImage({ heavyMacsPerRow: 320e6, lightMacsPerRow: 17e6 }, { steps: 8, heavySchedule: { every: 2 }, guidance: 1 })
  * // 1 * (4 * 320e6 + 8 * 17e6)
  */
-export function macsPerImage(cost: RowCost, options: Options): number {
+export function macsPerImage(
+  cost: RowCost,
+  options: Options,
+  placements?: HeavyPlacements,
+): number {
   const rows = modelRows({ count: 1, guidance: options.guidance })
-  const heavyCalls = heavySteps(options.heavySchedule, options.steps).length
+  const heavyCalls = isAdaptive(options.heavySchedule)
+    ? options.steps
+    : heavySteps(options.heavySchedule, options.steps, placements).length
   return rows * (heavyCalls * cost.heavyMacsPerRow + options.steps * cost.lightMacsPerRow)
 }
 

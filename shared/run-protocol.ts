@@ -114,6 +114,8 @@ export const runEventSchema = z.discriminatedUnion('type', [
     totalSteps: z.number().int().positive(),
     t: z.number(),
     heavy: z.boolean(),
+    /** Heavy calls so far, this step's included; optional so an edge accepts a service that predates it. */
+    heavyCalls: z.number().int().nonnegative().optional(),
     elapsedMs: z.number().nonnegative(),
   }),
   z.strictObject({

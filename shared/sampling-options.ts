@@ -19,10 +19,23 @@ const classIndex = z
   .min(0)
   .max(CLASS_COUNT - 1)
 
-/** When the heavy context encoder runs: every K-th step, or at an explicit list of step indices. */
+/** Largest tolerance of an adaptive heavy schedule (see gpu-service/src/sampler/adaptive-schedule.ts). */
+export const MAX_ADAPTIVE_TOLERANCE = 1
+
+/**
+ * When the heavy context encoder runs: every K-th step; at an explicit list of step indices; N calls
+ * placed where the model's calibration measured reuse to hurt most (manifest `heavyPlacements`); or
+ * decided during sampling from the run's own x0 estimates, refreshing once they have moved `tolerance`.
+ */
 export const heavyScheduleSchema = z.union([
   z.strictObject({ every: z.number().int().min(1).max(MAX_STEPS) }),
   z.strictObject({ steps: z.array(stepIndex).max(MAX_STEPS) }),
+  z.strictObject({ calls: z.number().int().min(1).max(MAX_STEPS) }),
+  z.strictObject({
+    adaptive: z.strictObject({
+      tolerance: z.number().positive().max(MAX_ADAPTIVE_TOLERANCE),
+    }),
+  }),
 ])
 
 export const samplingOptionsSchema = z
@@ -36,6 +49,13 @@ export const samplingOptionsSchema = z
     seed: z.number().int().min(0).max(MAX_SEED),
   })
   .superRefine((options, ctx) => {
+    if ('calls' in options.heavySchedule && options.heavySchedule.calls > options.steps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['heavySchedule', 'calls'],
+        message: `${options.heavySchedule.calls} heavy calls do not fit in ${options.steps} steps`,
+      })
+    }
     if (!('steps' in options.heavySchedule)) return
     options.heavySchedule.steps.forEach((step, index) => {
       if (step >= options.steps) {

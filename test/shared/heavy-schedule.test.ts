@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { heavyStepMask, heavySteps } from '../../shared/heavy-schedule.ts'
+import { describeHeavySchedule, heavyStepMask, heavySteps } from '../../shared/heavy-schedule.ts'
+import {
+  calibratedStepCounts,
+  macsPerImage,
+  unsupportedOptions,
+} from '../../shared/model-support.ts'
 
 describe('heavySteps', () => {
   it('runs every K-th step from step 0', () => {
@@ -36,5 +41,61 @@ describe('heavyStepMask', () => {
   it('flags the heavy steps', () => {
     expect(heavyStepMask({ every: 3 }, 7)).toEqual([true, false, false, true, false, false, true])
     expect(heavyStepMask({ steps: [2] }, 4)).toEqual([true, false, true, false])
+  })
+})
+
+describe('heavySteps with calibrated placements', () => {
+  const placements = { 4: [[0], [0, 3], [0, 2, 3], [0, 1, 2, 3]] }
+
+  it("resolves {calls: N} to the model's placement of N calls", () => {
+    expect(heavySteps({ calls: 2 }, 4, placements)).toEqual([0, 3])
+    expect(heavyStepMask({ calls: 3 }, 4, placements)).toEqual([true, false, true, true])
+  })
+
+  it('refuses {calls: N} where the model has no placement, and an adaptive schedule', () => {
+    expect(() => heavySteps({ calls: 2 }, 5, placements)).toThrow(
+      'no calibrated placement of 2 heavy calls in 5 steps',
+    )
+    expect(() => heavySteps({ adaptive: { tolerance: 0.1 } }, 5)).toThrow('decided during sampling')
+  })
+
+  it('describes each kind of schedule in a few words', () => {
+    expect(describeHeavySchedule({ every: 4 })).toBe('every 4')
+    expect(describeHeavySchedule({ steps: [0, 3] })).toBe('at [0,3]')
+    expect(describeHeavySchedule({ calls: 1 })).toBe('1 calibrated call')
+    expect(describeHeavySchedule({ adaptive: { tolerance: 0.02 } })).toBe(
+      'adaptive, tolerance 0.02',
+    )
+  })
+})
+
+describe('unsupportedOptions and macsPerImage for the new schedules', () => {
+  const options = { steps: 4, guidance: 1 }
+
+  it('takes {calls: N} only at a calibrated step count', () => {
+    expect(unsupportedOptions(undefined, { ...options, heavySchedule: { calls: 2 } }, [4])).toEqual(
+      [],
+    )
+    expect(unsupportedOptions(undefined, { ...options, heavySchedule: { calls: 2 } }, [])).toEqual([
+      {
+        path: ['heavySchedule'],
+        message: '{"calls": N} needs a calibrated placement; this model has none',
+      },
+    ])
+  })
+
+  it('lists the calibrated step counts in order', () => {
+    expect(calibratedStepCounts({ 50: [], 8: [] })).toEqual([8, 50])
+    expect(calibratedStepCounts(undefined)).toEqual([])
+  })
+
+  it('prices an adaptive schedule at its most, a heavy call on every step', () => {
+    const cost = { heavyMacsPerRow: 10, lightMacsPerRow: 1 }
+    expect(
+      macsPerImage(cost, { ...options, heavySchedule: { adaptive: { tolerance: 0.1 } } }),
+    ).toBe(44)
+    expect(
+      macsPerImage(cost, { ...options, heavySchedule: { calls: 2 } }, { 4: [[0], [0, 3]] }),
+    ).toBe(24)
   })
 })

@@ -116,7 +116,7 @@ export function resolveEvalArgs(args: EvalArgs, folder: ModelFolder): EvalComman
       guidance: '--guidance',
     }
     const options = { steps, heavySchedule: { every }, guidance }
-    for (const line of unsupportedFlags(supports, options, flags)) problems.add(line)
+    for (const line of unsupportedFlags(folder.manifest, options, flags)) problems.add(line)
   }
   if (problems.size > 0) throw new UsageError([...problems].join('\n'))
   return {

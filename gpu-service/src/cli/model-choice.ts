@@ -4,7 +4,11 @@
 // named by the flag that asked for it, as the service refuses them by field.
 import { basename } from 'node:path'
 import { modelIdSchema } from '../../../shared/model-manifest.ts'
-import { type SupportIssue, unsupportedOptions } from '../../../shared/model-support.ts'
+import {
+  calibratedStepCounts,
+  type SupportIssue,
+  unsupportedOptions,
+} from '../../../shared/model-support.ts'
 import { type ModelFolder, readModelsFolder } from '../onnx/models-folder.ts'
 import { UsageError } from './usage-error.ts'
 
@@ -46,18 +50,20 @@ export async function chooseModel(
 export type SupportFlags = Record<SupportIssue['path'][0], string>
 
 /**
- * One `--flag: why` line per option the model does not support (none for a model without `supports`).
+ * One `--flag: why` line per option the model does not support (what a distilled student was not
+ * distilled for, or `--heavy-calls` at a step count without calibrated placements).
  *
  * @example
- * unsupportedFlags(manifest.supports, options, { steps: '--steps', heavySchedule: '--heavy-every', guidance: '--guidance' })
+ * unsupportedFlags(manifest, options, { steps: '--steps', heavySchedule: '--heavy-every', guidance: '--guidance' })
  * // ['--steps: this model samples with 8 steps only']
  */
 export function unsupportedFlags(
-  supports: ModelFolder['manifest']['supports'],
+  manifest: Pick<ModelFolder['manifest'], 'supports' | 'heavyPlacements'>,
   options: Parameters<typeof unsupportedOptions>[1],
   flags: SupportFlags,
 ): string[] {
-  return unsupportedOptions(supports, options).map(
+  const calibrated = calibratedStepCounts(manifest.heavyPlacements)
+  return unsupportedOptions(manifest.supports, options, calibrated).map(
     (issue) => `${flags[issue.path[0]]}: ${issue.message}`,
   )
 }

@@ -20,6 +20,8 @@ export const USAGE = `Usage: npm run sample -- --class <name|index> --out-dir <d
   --steps <n>            sampler steps, 1..1000 (default: manifest recommended)
   --heavy-every <k>      run the heavy encoder every k steps (default: manifest recommended)
   --heavy-steps <list>   or at these step indices, e.g. 0,10,20 (step 0 is always included)
+  --heavy-calls <n>      or n calls where the model's calibration placed them (npm run calibrate)
+  --adaptive <tol>       or decided while sampling: refresh once x0 has moved tol (0 < tol <= 1)
   --guidance <w>         classifier-free guidance scale, 0..20 (default: manifest recommended)
   --seed <n>             unsigned 32-bit seed (default ${DEFAULT_SEED})
   --model <id>           which model of the models folder (default: the folder's own manifest)
@@ -33,6 +35,8 @@ const ARG_OPTIONS = {
   steps: { type: 'string' },
   'heavy-every': { type: 'string' },
   'heavy-steps': { type: 'string' },
+  'heavy-calls': { type: 'string' },
+  adaptive: { type: 'string' },
   guidance: { type: 'string' },
   seed: { type: 'string' },
   model: { type: 'string' },
@@ -62,6 +66,9 @@ export interface SampleCommand {
   outDir: string
 }
 
+/** The flags that choose the heavy schedule; at most one may be given. */
+const HEAVY_FLAGS = ['heavy-every', 'heavy-steps', 'heavy-calls', 'adaptive'] as const
+
 /** Where a sampling option came from on the command line, for error messages. */
 const FLAG_OF_OPTION: Record<string, string> = {
   classIndex: '--class',
@@ -69,6 +76,8 @@ const FLAG_OF_OPTION: Record<string, string> = {
   steps: '--steps',
   'heavySchedule.every': '--heavy-every',
   'heavySchedule.steps': '--heavy-steps',
+  'heavySchedule.calls': '--heavy-calls',
+  'heavySchedule.adaptive.tolerance': '--adaptive',
   guidance: '--guidance',
   seed: '--seed',
 }
@@ -97,14 +106,20 @@ export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): Sampl
   if (raw['out-dir'] === undefined || raw['out-dir'] === '') problems.push('--out-dir: required')
   const classIndex = resolveClass(raw.class, manifest, problems)
   const steps = number('steps', manifest.recommended.steps)
+  const heavyFlags = HEAVY_FLAGS.filter((flag) => raw[flag] !== undefined)
+  if (heavyFlags.length > 1) {
+    problems.push(`--${heavyFlags[1]}: give one of --${HEAVY_FLAGS.join(', --')}, not several`)
+  }
+  const heavyFlag = heavyFlags[0] ?? 'heavy-every'
   let heavySchedule: SamplingOptions['heavySchedule'] = {
     every: number('heavy-every', manifest.recommended.heavyEvery),
   }
-  if (raw['heavy-steps'] !== undefined) {
-    if (raw['heavy-every'] !== undefined) {
-      problems.push('--heavy-steps: give either --heavy-every or --heavy-steps, not both')
-    }
-    heavySchedule = { steps: parseStepList(raw['heavy-steps'], problems) }
+  if (heavyFlag === 'heavy-steps') {
+    heavySchedule = { steps: parseStepList(raw['heavy-steps'] as string, problems) }
+  } else if (heavyFlag === 'heavy-calls') {
+    heavySchedule = { calls: number('heavy-calls', 0) }
+  } else if (heavyFlag === 'adaptive') {
+    heavySchedule = { adaptive: { tolerance: number('adaptive', 0) } }
   }
   const candidate = {
     classIndex,
@@ -124,11 +139,10 @@ export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): Sampl
     }
   }
   if (result.success) {
-    const heavyFlag = raw['heavy-steps'] !== undefined ? '--heavy-steps' : '--heavy-every'
     problems.push(
-      ...unsupportedFlags(manifest.supports, result.data, {
+      ...unsupportedFlags(manifest, result.data, {
         steps: '--steps',
-        heavySchedule: heavyFlag,
+        heavySchedule: `--${heavyFlag}`,
         guidance: '--guidance',
       }),
     )

@@ -74,9 +74,9 @@ export function runEventObserver(options: RunEventsOptions): RunObserver {
       startedAt = performance.now()
       send({ type: 'started', runId, modelId })
     },
-    step({ step, totalSteps, t, heavy, x0 }) {
+    step({ step, totalSteps, t, heavy, heavyCalls, x0 }) {
       const elapsedMs = performance.now() - startedAt
-      send({ type: 'step', runId, step, totalSteps, t, heavy, elapsedMs })
+      send({ type: 'step', runId, step, totalSteps, t, heavy, heavyCalls, elapsedMs })
       const previewDue =
         previewEvery > 0 && ((step + 1) % previewEvery === 0 || step === totalSteps - 1)
       if (previewDue) send({ type: 'preview', runId, step, images: pngs(x0) })

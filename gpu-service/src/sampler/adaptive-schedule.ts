@@ -7,6 +7,7 @@
 // eq. 7) -- how far that change moves the trajectory. It accumulates from the last heavy call; once it
 // reaches the tolerance, the next step runs the heavy encoder and the sum restarts. The features were
 // computed from a state whose content has since moved that far. Costs nothing extra: x0 is computed anyway.
+// The sum restarts on a heavy step and grows on the next, so heavy calls come at most every second step.
 //
 // Decisions read only this run's own values, so a request gives the same heavy steps and pixels alone
 // or batched with others.

@@ -2,13 +2,14 @@
 // The per-step math lives here and nowhere else; `sample()` and the step scheduler both drive runs through
 // the batched model calls of step-batch.ts, one run or many at a time.
 
-import { heavyStepMask } from '../../../shared/heavy-schedule.ts'
+import { heavyStepMask, isAdaptive } from '../../../shared/heavy-schedule.ts'
 import type { Manifest } from '../../../shared/model-manifest.ts'
 import {
   modelRows,
   type SamplingOptions,
   samplingOptionsSchema,
 } from '../../../shared/sampling-options.ts'
+import { AdaptiveHeavySchedule } from './adaptive-schedule.ts'
 import { ancestralStep, posteriorCoefficients } from './ancestral-step.ts'
 import { imageNoiseStreams, type NormalStream } from './rng.ts'
 import { alphaBar, type TimestepPair, timestepPairs } from './schedule.ts'
@@ -56,6 +57,8 @@ export interface StepEvent {
   t: number
   /** Whether the heavy encoder ran on this step. */
   heavy: boolean
+  /** Heavy calls of the run so far, this step's included. */
+  heavyCalls: number
   /** The guided, clipped x0 estimate, `count * pixels`; overwritten by the next step, copy to keep it. */
   x0: Float32Array
 }
@@ -98,7 +101,9 @@ export class SamplerRun<Features> {
   readonly #manifest: Manifest
   readonly #guidance: number
   readonly #pairs: TimestepPair[]
+  /** Fixed schedules: one flag per step. Adaptive ones: step 0 only, the rest decided by #adaptive. */
   readonly #heavyAt: boolean[]
+  readonly #adaptive: AdaptiveHeavySchedule | null
   readonly #streams: NormalStream[]
   readonly #label: BigInt64Array
   readonly #x: Float32Array
@@ -122,7 +127,14 @@ export class SamplerRun<Features> {
     this.rows = modelRows({ count, guidance })
     this.totalSteps = steps
     this.#pairs = timestepPairs(steps)
-    this.#heavyAt = heavyStepMask(heavySchedule, steps)
+    if (isAdaptive(heavySchedule)) {
+      this.#adaptive = new AdaptiveHeavySchedule(heavySchedule.adaptive.tolerance)
+      this.#heavyAt = Array.from({ length: steps }, (_, step) => step === 0)
+    } else {
+      // A {calls: N} schedule resolves through the model's calibrated placements.
+      this.#adaptive = null
+      this.#heavyAt = heavyStepMask(heavySchedule, steps, manifest.heavyPlacements)
+    }
     this.#streams = imageNoiseStreams(seed, count)
     // Every buffer the steps touch, allocated once.
     this.#label = new BigInt64Array(this.rows).fill(BigInt(classIndex), 0, count)
@@ -197,6 +209,10 @@ export class SamplerRun<Features> {
     const { t, tNext } = this.#pair()
     const last = step === this.totalSteps - 1
     if (!last) this.#fillFromStreams(this.#noiseSlices)
+    const coefficients = posteriorCoefficients(
+      alphaBar(t, this.#manifest.schedule),
+      alphaBar(tNext, this.#manifest.schedule),
+    )
     ancestralStep(
       {
         x: this.#x,
@@ -208,18 +224,29 @@ export class SamplerRun<Features> {
       {
         guidance: this.#guidance,
         clipX0: this.#manifest.schedule.clipX0,
-        coefficients: posteriorCoefficients(
-          alphaBar(t, this.#manifest.schedule),
-          alphaBar(tNext, this.#manifest.schedule),
-        ),
+        coefficients,
       },
     )
     this.lightCalls++
     this.macs += this.rows * this.#manifest.models.light.macsPerCall
     const heavy = this.#heavyThisStep
     this.#heavyThisStep = false
+    if (this.#adaptive && !last) {
+      this.#heavyAt[step + 1] = this.#adaptive.observe(
+        this.#x0,
+        coefficients.posteriorMeanCoefX0,
+        heavy,
+      )
+    }
     this.#step++
-    return { step, totalSteps: this.totalSteps, t, heavy, x0: this.#x0 }
+    return {
+      step,
+      totalSteps: this.totalSteps,
+      t,
+      heavy,
+      heavyCalls: this.heavyCalls,
+      x0: this.#x0,
+    }
   }
 
   /** The images so far (final once done), `count * pixels`; the run's own buffer. */

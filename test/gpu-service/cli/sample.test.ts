@@ -74,7 +74,19 @@ describe('npm run sample', () => {
     ],
     [
       ['--class', '3', '--heavy-every', '2', '--heavy-steps', '0,4', '--out-dir', OUT],
-      '--heavy-steps: give either --heavy-every or --heavy-steps, not both',
+      '--heavy-steps: give one of --heavy-every, --heavy-steps, --heavy-calls, --adaptive, not several',
+    ],
+    [
+      ['--class', '3', '--steps', '40', '--heavy-calls', '5', '--out-dir', OUT],
+      '--heavy-calls: {"calls": N} needs a calibrated placement; this model has them for 50 steps',
+    ],
+    [
+      ['--class', '3', '--steps', '10', '--heavy-calls', '11', '--out-dir', OUT],
+      '--heavy-calls: 11 heavy calls do not fit in 10 steps',
+    ],
+    [
+      ['--class', '3', '--adaptive', '0', '--out-dir', OUT],
+      '--adaptive: Too small: expected number to be >0',
     ],
     [['--class', '3'], '--out-dir: required'],
     [['--class', '3', '--out-dir', OUT, '--colour', 'red'], "Unknown option '--colour'"],

@@ -10,7 +10,7 @@ import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { RequestIdVariables } from 'hono/request-id'
 import { stream } from 'hono/streaming'
-import { unsupportedOptions } from '../../../../shared/model-support.ts'
+import { calibratedStepCounts, unsupportedOptions } from '../../../../shared/model-support.ts'
 import { problemSchema } from '../../../../shared/problem.ts'
 import {
   LOAD_REPORT_HEADER,
@@ -168,7 +168,11 @@ export function runsRoutes(options: RunsRouteOptions) {
     const manifest = scheduler.manifestOf(model)
     if (!manifest) throw modelNotLoaded(c, scheduler, model)
     // A distilled student samples well only with what it was distilled for (shared/model-support.ts).
-    const unsupported = unsupportedOptions(manifest.supports, sampling)
+    const unsupported = unsupportedOptions(
+      manifest.supports,
+      sampling,
+      calibratedStepCounts(manifest.heavyPlacements),
+    )
     if (unsupported.length > 0) {
       const errors = unsupported.map(({ path, message }) => ({ path: path.join('.'), message }))
       throw new HTTPException(400, { res: invalidFields(c, errors) })
