@@ -1,8 +1,10 @@
 // `dual-rate generate`: submit a generation, follow its SSE stream with a progress bar, write the PNG(s),
 // print the cached result URL(s). An interrupt (Ctrl-C) cancels the job on the server, which stops the
 // GPU work, before the command exits.
+
 import { writeFile } from 'node:fs/promises'
 import type { Generation, GenerationRequest } from '../../shared/generation-api.ts'
+import { describeHeavySchedule } from '../../shared/heavy-schedule.ts'
 import { type ApiClient, ApiProblemError } from '../api-client.ts'
 import {
   compareWithHeavyEveryStep,
@@ -154,10 +156,7 @@ async function follow(
 }
 
 function describeRequest(request: Generation['request']): string {
-  const schedule =
-    'every' in request.heavySchedule
-      ? `heavy every ${request.heavySchedule.every}`
-      : `heavy at ${request.heavySchedule.steps.length} listed steps`
+  const schedule = `heavy ${describeHeavySchedule(request.heavySchedule)}`
   const count = request.count === 1 ? '' : `${request.count} images, `
   return `${count}${request.steps} steps, ${schedule}, guidance ${request.guidance}, seed ${request.seed}`
 }

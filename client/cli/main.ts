@@ -2,8 +2,10 @@
 // `dual-rate`: the command-line client of the public API (package.json `bin`; `npx dual-rate ...` in this
 // repository). generate / status / cancel / models; the API and key come from flags, the environment or
 // the `.dev/local.json` that `npm start` writes.
+
 import { parseArgs } from 'node:util'
 import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
+import { describeHeavySchedule } from '../../shared/heavy-schedule.ts'
 import { ApiClient } from '../api-client.ts'
 import { formatDuration, formatMacs } from '../run-cost.ts'
 import { type Connection, resolveConnection } from './connection.ts'
@@ -166,7 +168,7 @@ function printModel(model: Model): void {
   if (model.teacherModelId) lines.push(`teacher   ${model.teacherModelId}`)
   lines.push(
     `classes   ${model.classes.map((entry) => `${entry.index} ${entry.name}`).join(', ')}`,
-    `defaults  ${defaults.steps} steps, heavy ${describeSchedule(defaults.heavySchedule)}, guidance ${defaults.guidance}`,
+    `defaults  ${defaults.steps} steps, heavy ${describeHeavySchedule(defaults.heavySchedule)}, guidance ${defaults.guidance}`,
   )
   if (supports) {
     const placements = Object.entries(supports.heavySteps).map(
@@ -185,10 +187,6 @@ function printModel(model: Model): void {
     `cost      heavy ${formatMacs(cost.heavyMacsPerRow)}, light ${formatMacs(cost.lightMacsPerRow)} per image row and call; ${formatMacs(cost.macsPerImage)} per image at the defaults`,
   )
   process.stdout.write(`${lines.join('\n')}\n`)
-}
-
-function describeSchedule(schedule: Model['defaults']['heavySchedule']): string {
-  return 'every' in schedule ? `every ${schedule.every}` : `at [${schedule.steps.join(',')}]`
 }
 
 /** Runs `action` with a signal that the first Ctrl-C aborts; a second Ctrl-C exits at once. */

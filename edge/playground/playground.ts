@@ -2,6 +2,7 @@
 // options (prefilled with the model's defaults and, for a distilled model, held to what it supports),
 // run a generation through the public API with the typed client, show its live previews and which steps
 // ran the heavy encoder, then the result enlarged, its cached URL, and its cost against heavy-every-step.
+
 import { ApiClient, ApiProblemError, type GenerationEvent } from '../../client/api-client.ts'
 import {
   compareWithHeavyEveryStep,
@@ -10,7 +11,7 @@ import {
   type TimedStep,
 } from '../../client/run-cost.ts'
 import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
-import { heavySteps } from '../../shared/heavy-schedule.ts'
+import { describeHeavySchedule, heavySteps } from '../../shared/heavy-schedule.ts'
 import type { Problem } from '../../shared/problem.ts'
 
 const KEY_STORAGE = 'dualrate.apiKey'
@@ -368,8 +369,7 @@ async function cancel(): Promise<void> {
 
 function describe(generation: Generation): string {
   const { className, seed, steps, heavySchedule, guidance } = generation.request
-  const every =
-    'every' in heavySchedule ? `heavy every ${heavySchedule.every}` : 'listed heavy steps'
+  const every = `heavy ${describeHeavySchedule(heavySchedule)}`
   // The default model goes unnamed, as in the request.
   const ranOn = models.find((entry) => entry.id === generation.modelId)
   const on = ranOn?.default === false ? `, model ${generation.modelId}` : ''
@@ -410,16 +410,28 @@ function markStep(step: number, heavy: boolean): void {
   ui.heavySteps.textContent = `The heavy encoder ran at steps ${heavyIndices.join(', ')}.`
 }
 
-/** A cached result has no step events: its schedule is shown as requested. */
+/**
+ * A cached result has no step events: a fixed schedule is shown as requested; a calibrated or adaptive
+ * one only by its count of heavy calls, which the result reports.
+ */
 function markAllSteps(generation: Generation): void {
   const { steps, heavySchedule } = generation.request
-  for (let step = 0; step < steps; step++) {
-    markStep(
-      step,
-      'every' in heavySchedule
-        ? step % heavySchedule.every === 0
-        : heavySchedule.steps.includes(step),
-    )
+  if ('every' in heavySchedule || 'steps' in heavySchedule) {
+    for (let step = 0; step < steps; step++) {
+      markStep(
+        step,
+        'every' in heavySchedule
+          ? step % heavySchedule.every === 0
+          : step === 0 || heavySchedule.steps.includes(step),
+      )
+    }
+  } else {
+    for (let step = 0; step < steps; step++) markStep(step, false)
+    const calls = generation.timings?.heavyCalls
+    ui.heavySteps.textContent =
+      calls === undefined
+        ? ''
+        : `The heavy encoder ran ${calls} times (${describeHeavySchedule(heavySchedule)}).`
   }
   ui.progress.value = steps
 }

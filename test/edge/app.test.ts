@@ -50,6 +50,7 @@ describe('GET /openapi.json', () => {
       'totalSteps',
       't',
       'heavy',
+      'heavyCalls',
       'elapsedMs',
     ])
     expect(Object.keys(document.components.schemas.GenerationRequest?.properties ?? {})).toEqual([

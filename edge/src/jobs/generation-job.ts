@@ -467,9 +467,12 @@ export class GenerationJob extends DurableObject<Env> {
         return
       case 'step': {
         // Progress lives in memory and in the event log; a restart begins a new attempt at step 0 anyway.
-        const { step, totalSteps, t, heavy, elapsedMs } = event
+        const { step, totalSteps, t, heavy, heavyCalls, elapsedMs } = event
         state.step = step + 1
-        this.#emit(this.#log.append('step', { step, totalSteps, t, heavy, elapsedMs }))
+        const data = { step, totalSteps, t, heavy, elapsedMs }
+        this.#emit(
+          this.#log.append('step', heavyCalls === undefined ? data : { ...data, heavyCalls }),
+        )
         return
       }
       case 'preview':

@@ -70,7 +70,7 @@ export function resolveRunRequest(
   }
   const checked = runRequestSchema.safeParse(candidate)
   if (!checked.success) throw invalidRequest(fieldErrors(checked.error))
-  const unsupported = unsupportedOptions(model.supports, checked.data)
+  const unsupported = unsupportedOptions(model.supports, checked.data, model.calibratedSteps)
   if (unsupported.length > 0) {
     throw invalidRequest(
       unsupported.map((issue) => ({ field: issue.path.join('.'), message: issue.message })),

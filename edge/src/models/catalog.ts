@@ -7,7 +7,7 @@
 import defaultManifest from '../../../gpu-service/models/manifest.json' with { type: 'json' }
 import type { Model } from '../../../shared/generation-api.ts'
 import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
-import { macsPerImage } from '../../../shared/model-support.ts'
+import { calibratedStepCounts, macsPerImage } from '../../../shared/model-support.ts'
 import { MAX_COUNT, MAX_GUIDANCE, MAX_SEED, MAX_STEPS } from '../../../shared/sampling-options.ts'
 
 /** A committed manifest and the folder of gpu-service/models it lives in ('' for the default model). */
@@ -85,6 +85,9 @@ export function describeModel(manifest: Manifest, isDefault: boolean): Model {
     ...(manifest.description !== undefined && { description: manifest.description }),
     ...(manifest.teacherModelId !== undefined && { teacherModelId: manifest.teacherModelId }),
     ...(manifest.supports !== undefined && { supports: manifest.supports }),
+    ...(manifest.heavyPlacements !== undefined && {
+      calibratedSteps: calibratedStepCounts(manifest.heavyPlacements),
+    }),
     image: manifest.image,
     classes: manifest.classes.map((name, index) => ({ index, name })),
     defaults: { count: 1, steps, heavySchedule, guidance, previewEvery: 0 },

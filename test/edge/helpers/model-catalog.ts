@@ -9,8 +9,10 @@ export const DEFAULT_MODEL_ID = defaultManifest.modelId
 export const STUDENT_MODEL_ID = 'dualrate-a8a8a8a8a8a8'
 
 /** The student's manifest: 8 steps, heavy every 2 steps or once, guidance 1 (one row per image). */
+const { heavyPlacements: _teacherPlacements, ...teacherManifest } = defaultManifest
 export const studentManifest = {
-  ...defaultManifest,
+  // A student has no calibrated placements of its own: it runs the placements it was distilled for.
+  ...teacherManifest,
   modelId: STUDENT_MODEL_ID,
   description: 'Fixture 8-step student: 8 steps, heavy every 2 or once, guidance 1.',
   teacherModelId: DEFAULT_MODEL_ID,

@@ -185,3 +185,67 @@ describe('POST /v1/generations with `model`', () => {
     expect(onStudent.id).toMatch(/^[0-9a-f]{64}$/)
   })
 })
+
+describe('POST /v1/generations with a calibrated or adaptive heavy schedule', () => {
+  const calibrated = Object.keys(defaultManifest.heavyPlacements ?? {}).map(Number)
+
+  it('lists the step counts with calibrated placements on the model', async () => {
+    const { data } = (await (await call('/v1/models')).json()) as {
+      data: Record<string, unknown>[]
+    }
+    expect(data[0]?.calibratedSteps).toEqual(calibrated)
+    expect(data[1]).not.toHaveProperty('calibratedSteps')
+  })
+
+  it('accepts {"calls": N} at a calibrated step count and forwards it as asked', async () => {
+    const { response } = await post({ steps: 50, heavySchedule: { calls: 7 }, seed: uniqueSeed() })
+    expect(response.status).toBe(202)
+    expect(sentRuns()).toEqual([
+      expect.objectContaining({ steps: 50, heavySchedule: { calls: 7 } }),
+    ])
+  })
+
+  it('rejects {"calls": N} at a step count without placements with 400 naming heavySchedule', async () => {
+    const { response } = await post({ steps: 40, heavySchedule: { calls: 5 } })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as Problem).errors).toEqual([
+      {
+        field: 'heavySchedule',
+        message: `{"calls": N} needs a calibrated placement; this model has them for ${calibrated.join(', ')} steps`,
+      },
+    ])
+    expect(backends().runRequests()).toEqual([])
+  })
+
+  it('rejects more calls than steps with 400 naming heavySchedule.calls', async () => {
+    const { response } = await post({ steps: 50, heavySchedule: { calls: 51 } })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as Problem).errors).toEqual([
+      { field: 'heavySchedule.calls', message: '51 heavy calls do not fit in 50 steps' },
+    ])
+  })
+
+  it('accepts an adaptive schedule and rejects a tolerance out of range, naming it', async () => {
+    const accepted = await post({
+      heavySchedule: { adaptive: { tolerance: 0.05 } },
+      seed: uniqueSeed(),
+    })
+    expect(accepted.response.status).toBe(202)
+    const refused = await post({ heavySchedule: { adaptive: { tolerance: 0 } } })
+    expect(refused.response.status).toBe(400)
+    expect(((await refused.response.json()) as Problem).errors[0]?.field).toBe(
+      'heavySchedule.adaptive.tolerance',
+    )
+  })
+
+  it('rejects an adaptive schedule on a distilled model, which runs only its placements', async () => {
+    const { response } = await post({
+      model: STUDENT_MODEL_ID,
+      heavySchedule: { adaptive: { tolerance: 0.05 } },
+    })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as Problem).errors.map((error) => error.field)).toEqual([
+      'heavySchedule',
+    ])
+  })
+})
