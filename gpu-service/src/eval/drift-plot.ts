@@ -1,13 +1,9 @@
 // The drift measurement's figure (docs/eval/drift.png): per heavy interval K, the feature rel-L2 and the
 // x0 change against the step, mean as a line and the 10th-90th percentile band over trajectories. A
-// vega-lite spec compiled and rendered headless to SVG by vega, then to PNG by resvg: no canvas, no browser.
-import { Resvg } from '@resvg/resvg-js'
-import { parse, View } from 'vega'
-import { compile, type TopLevelSpec } from 'vega-lite'
+// vega-lite spec, rendered by plot-png.ts.
+import type { TopLevelSpec } from 'vega-lite'
 import type { DriftInterval, DriftMeasures } from './drift.ts'
-
-/** DejaVu Sans ships with most Linux images; resvg falls back to any system font without it. */
-const FONT = 'DejaVu Sans'
+import { PLOT_FONT as FONT, renderPng } from './plot-png.ts'
 
 const PANELS: readonly { measure: keyof DriftMeasures; axis: string; title: string }[] = [
   {
@@ -91,26 +87,6 @@ export function driftPlotSpec(intervals: readonly DriftInterval[], title: string
         ],
       },
     })),
-  }
-}
-
-/**
- * Renders a vega-lite spec to PNG bytes at twice its CSS size.
- *
- * @example
- * await writeFile('docs/eval/drift.png', await renderPng(driftPlotSpec(intervals, title)))
- */
-export async function renderPng(spec: TopLevelSpec): Promise<Uint8Array> {
-  const view = new View(parse(compile(spec).spec), { renderer: 'none' })
-  try {
-    const svg = await view.toSVG()
-    const resvg = new Resvg(svg, {
-      fitTo: { mode: 'zoom', value: 2 },
-      font: { loadSystemFonts: true, defaultFontFamily: FONT, sansSerifFamily: FONT },
-    })
-    return resvg.render().asPng()
-  } finally {
-    view.finalize()
   }
 }
 

@@ -2,6 +2,7 @@
 // samplesPerClass images per class under each seed, then score class accuracy and Frechet distance (in the
 // evaluator classifier's feature space) against the test split, plus MACs and wall time per image.
 import type { Manifest } from '../../../shared/model-manifest.ts'
+import type { HeavySchedule } from '../../../shared/sampling-options.ts'
 import type { DualRateModels } from '../sampler/sample.ts'
 import { sample } from '../sampler/sample.ts'
 import type { Evaluator } from './classifier.ts'
@@ -51,6 +52,22 @@ function chunkSeed(seed: number, classIndex: number, chunk: number): number {
   )
 }
 
+/** One sampler setting to score: a name for reports and the heavy schedule it runs. */
+export interface ScheduleSetting {
+  name: string
+  heavySchedule: HeavySchedule
+}
+
+export interface ScheduleScores {
+  setting: ScheduleSetting
+  seeds: SeedScore[]
+  /** Seed 0's first images, `classes * gridColumns` in class order, for the sample grid. */
+  gridImages: Float32Array
+}
+
+/** What every setting shares: seeds, samples, steps, guidance, batch. */
+export type MeasureSettings = Omit<ClaimSettings, 'heavyIntervals'>
+
 /**
  * Runs every (seed, K) setting. Seeds are the outer loop so slow drift of the machine touches all K alike.
  *
@@ -65,19 +82,58 @@ export async function measureClaim<Features>(
   settings: ClaimSettings,
   log: (line: string) => void,
 ): Promise<IntervalScores[]> {
+  const { heavyIntervals, ...shared } = settings
+  const schedules = heavyIntervals.map((heavyEvery) => ({
+    name: `K=${heavyEvery}`,
+    heavySchedule: { every: heavyEvery },
+  }))
+  const scores = await measureSchedules(
+    models,
+    manifest,
+    evaluator,
+    reference,
+    schedules,
+    shared,
+    log,
+  )
+  return scores.map(({ seeds, gridImages }, i) => ({
+    heavyEvery: heavyIntervals[i] as number,
+    seeds,
+    gridImages,
+  }))
+}
+
+/**
+ * Scores each heavy schedule: per seed, samplesPerClass images of every class, their class accuracy and
+ * FD against the reference, MACs, heavy calls and wall time per image. The same seeds draw the same noise
+ * for every schedule, so settings differ only by where the heavy encoder runs.
+ *
+ * @example
+ * const scores = await measureSchedules(pair.models, pair.manifest, evaluator, testStats,
+ *   [{ name: '7 calibrated', heavySchedule: { calls: 7 } }], settings, console.log)
+ */
+export async function measureSchedules<Features>(
+  models: DualRateModels<Features>,
+  manifest: Manifest,
+  evaluator: Evaluator,
+  reference: GaussianStats,
+  schedules: readonly ScheduleSetting[],
+  settings: MeasureSettings,
+  log: (line: string) => void,
+): Promise<ScheduleScores[]> {
   const classes = manifest.classes.length
   const pixels = manifest.image.channels * manifest.image.height * manifest.image.width
   const perSetting = classes * settings.samplesPerClass
-  const scores = settings.heavyIntervals.map((heavyEvery) => ({
-    heavyEvery,
+  const scores = schedules.map((setting) => ({
+    setting,
     seeds: [] as SeedScore[],
     gridImages: new Float32Array(classes * GRID_COLUMNS * pixels),
   }))
   const started = performance.now()
-  const total = settings.seeds.length * settings.heavyIntervals.length
+  const total = settings.seeds.length * schedules.length
   let done = 0
   for (const seed of settings.seeds) {
-    for (const interval of scores) {
+    for (const scored of scores) {
       const images = new Float32Array(perSetting * pixels)
       const labels = new Uint8Array(perSetting)
       let wallMs = 0
@@ -92,7 +148,7 @@ export async function measureClaim<Features>(
             classIndex,
             count,
             steps: settings.steps,
-            heavySchedule: { every: interval.heavyEvery },
+            heavySchedule: scored.setting.heavySchedule,
             guidance: settings.guidance,
             seed: chunkSeed(seed, classIndex, chunk),
           })
@@ -111,7 +167,7 @@ export async function measureClaim<Features>(
             (filled - settings.samplesPerClass + Math.min(GRID_COLUMNS, settings.samplesPerClass)) *
               pixels,
           )
-          interval.gridImages.set(first, classIndex * GRID_COLUMNS * pixels)
+          scored.gridImages.set(first, classIndex * GRID_COLUMNS * pixels)
         }
       }
       const { predictions, features, featureDim } = await evaluator.classify(images, perSetting)
@@ -126,12 +182,13 @@ export async function measureClaim<Features>(
         totalWallMsPerImage: wallMs / perSetting,
         heavyCallsPerImage: heavyCalls / perSetting,
       }
-      interval.seeds.push(score)
+      scored.seeds.push(score)
       done++
       const elapsed = (performance.now() - started) / 1000
       log(
-        `K=${interval.heavyEvery} seed=${seed}: class accuracy ${(score.classAccuracy * 100).toFixed(1)}% ` +
-          `FD ${score.fd.toFixed(2)} ${score.wallMsPerImage.toFixed(1)} ms/image ` +
+        `${scored.setting.name} seed=${seed}: class accuracy ${(score.classAccuracy * 100).toFixed(1)}% ` +
+          `FD ${score.fd.toFixed(2)} ${score.heavyCallsPerImage.toFixed(1)} heavy calls ` +
+          `${score.wallMsPerImage.toFixed(1)} ms/image ` +
           `[${done}/${total}, ${elapsed.toFixed(0)} s, ETA ${((elapsed / done) * (total - done)).toFixed(0)} s]`,
       )
     }

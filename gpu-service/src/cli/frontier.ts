@@ -1,0 +1,175 @@
+// `npm run frontier`: the quality-cost frontier of the default model (issue 8): FD and class accuracy
+// against MACs per image for uniform K, the calibrated placement with as many heavy calls, and adaptive
+// tolerances, over several seeds; writes docs/eval/frontier.json, frontier.png and frontier.md.
+// Exit status 64 (EX_USAGE) for a bad command line, 1 for any other failure.
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { z } from 'zod'
+import { MAX_ADAPTIVE_TOLERANCE, MAX_COUNT } from '../../../shared/sampling-options.ts'
+import { loadEvaluator } from '../eval/classifier.ts'
+import { loadFashionMnist } from '../eval/fashion-mnist.ts'
+import { gaussianStats } from '../eval/frechet-distance.ts'
+import {
+  cheapestWithin,
+  compareBudgets,
+  type FrontierPoint,
+  frontierPoint,
+  frontierSettings,
+} from '../eval/frontier.ts'
+import { renderFrontierPng } from '../eval/frontier-plot.ts'
+import { renderFrontierReport } from '../eval/frontier-report.ts'
+import { measureSchedules } from '../eval/measure-claim.ts'
+import { loadModelPair } from '../onnx/model-pair.ts'
+import { parseSessionConfig } from '../service/config.ts'
+import { EXIT_USAGE, UsageError } from './usage-error.ts'
+
+const USAGE = `usage: npm run frontier -- [options]
+  --models DIR             model folder (default gpu-service/models, its default model)
+  --out DIR                where frontier.json, frontier.png and frontier.md go (default docs/eval)
+  --intervals 1,2,...      uniform heavy intervals K (default 1,2,3,4,6,8,12,16); the calibrated
+                           placement with as many heavy calls is measured beside each K > 1
+  --tolerances 0.003,...   adaptive tolerances (default 0.003,0.01,0.02,0.05)
+  --seeds 0,1,2            one full set of samples per seed
+  --samples-per-class N    images per class per seed (default 100: 1,000 per setting and seed)
+  --steps N                sampler steps (default: manifest.recommended.steps)
+  --guidance W             classifier-free guidance (default: manifest.recommended.guidance)
+  --batch N                images per sampler call (default 50)`
+
+const intList = z
+  .string()
+  .regex(/^\d+(,\d+)*$/, 'expected comma-separated non-negative integers')
+  .transform((text) => text.split(',').map(Number))
+const toleranceList = z
+  .string()
+  .regex(/^[0-9.]+(,[0-9.]+)*$/, 'expected comma-separated numbers')
+  .transform((text) => text.split(',').map(Number))
+  .refine(
+    (values) => values.every((value) => value > 0 && value <= MAX_ADAPTIVE_TOLERANCE),
+    `tolerances must be in (0, ${MAX_ADAPTIVE_TOLERANCE}]`,
+  )
+const argsSchema = z.strictObject({
+  models: z.string().default('gpu-service/models'),
+  out: z.string().default('docs/eval'),
+  intervals: intList
+    .default([1, 2, 3, 4, 6, 8, 12, 16])
+    .refine((ks) => ks.every((k) => k >= 1), 'K must be >= 1'),
+  tolerances: toleranceList.default([0.003, 0.01, 0.02, 0.05]),
+  seeds: intList.default([0, 1, 2]),
+  samplesPerClass: z.coerce.number().int().min(2).default(100),
+  steps: z.coerce.number().int().min(1).max(1000).optional(),
+  guidance: z.coerce.number().min(0).max(20).optional(),
+  batch: z.coerce.number().int().min(1).max(MAX_COUNT).default(50),
+  help: z.boolean().default(false),
+})
+
+function readArgs(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string' },
+      out: { type: 'string' },
+      intervals: { type: 'string' },
+      tolerances: { type: 'string' },
+      seeds: { type: 'string' },
+      'samples-per-class': { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      batch: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  })
+  const { 'samples-per-class': samplesPerClass, ...rest } = values
+  const parsed = argsSchema.safeParse({ ...rest, samplesPerClass })
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`)
+    throw new UsageError(lines.join('\n'))
+  }
+  return parsed.data
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = readArgs(argv)
+  if (args.help) {
+    console.log(USAGE)
+    return
+  }
+  const session = parseSessionConfig(process.env)
+  const pair = await loadModelPair(args.models, session)
+  const evaluator = await loadEvaluator(args.models, session)
+  try {
+    const { manifest } = pair
+    const steps = args.steps ?? manifest.recommended.steps
+    const guidance = args.guidance ?? manifest.recommended.guidance
+    if (!manifest.heavyPlacements?.[String(steps)]) {
+      throw new UsageError(
+        `--steps: ${manifest.modelId} has no calibrated placements for ${steps} steps; run npm run calibrate -- --steps ${steps} --record first`,
+      )
+    }
+    const test = await loadFashionMnist('test')
+    const testScores = await evaluator.classify(test.images, test.count)
+    const reference = gaussianStats(testScores.features, testScores.featureDim)
+    const settings = frontierSettings(steps, args.intervals, args.tolerances)
+    const measure = {
+      seeds: args.seeds,
+      samplesPerClass: args.samplesPerClass,
+      steps,
+      guidance,
+      batch: args.batch,
+    }
+    const started = performance.now()
+    const scores = await measureSchedules(
+      pair.models,
+      manifest,
+      evaluator,
+      reference,
+      settings,
+      measure,
+      console.log,
+    )
+    const points: FrontierPoint[] = scores.map((scored, i) =>
+      frontierPoint(settings[i] as (typeof settings)[number], scored.seeds),
+    )
+    const budgets = compareBudgets(points)
+    const cheapest = cheapestWithin(points, 0.05)
+    const report = {
+      modelId: manifest.modelId,
+      date: new Date().toISOString(),
+      machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, onnxruntime-node ${session.device}`,
+      seconds: (performance.now() - started) / 1000,
+      command: ['npm run frontier', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
+      settings: measure,
+      recommended: manifest.recommended,
+      points,
+      budgets,
+      cheapestWithin5Percent: cheapest?.name ?? null,
+    }
+    await mkdir(args.out, { recursive: true })
+    await writeFile(join(args.out, 'frontier.json'), `${JSON.stringify(report, null, 2)}\n`)
+    const title = `${manifest.modelId}: ${steps} steps, guidance ${guidance}, ${args.seeds.length} seeds x ${10 * args.samplesPerClass} samples`
+    await writeFile(join(args.out, 'frontier.png'), await renderFrontierPng(points, title))
+    const markdown = renderFrontierReport(report)
+    await writeFile(join(args.out, 'frontier.md'), markdown)
+    console.log(markdown)
+  } finally {
+    await pair.release()
+    await evaluator.release()
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (
+    error instanceof UsageError ||
+    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+  ) {
+    console.error(
+      `frontier: ${(error as Error).message.replaceAll('\n', '\nfrontier: ')}\n\n${USAGE}`,
+    )
+    process.exitCode = EXIT_USAGE
+    return
+  }
+  console.error(`frontier: ${(error as Error).stack ?? error}`)
+  process.exitCode = 1
+})

@@ -1,0 +1,80 @@
+// docs/eval/frontier.md: the frontier's results page, rendered from what `npm run frontier` measured.
+import type { BudgetComparison, FrontierPoint } from './frontier.ts'
+import type { Summary } from './measure-claim.ts'
+
+export interface FrontierReport {
+  modelId: string
+  date: string
+  machine: string
+  seconds: number
+  command: string
+  settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
+  recommended: { steps: number; heavyEvery: number; guidance: number }
+  points: FrontierPoint[]
+  budgets: BudgetComparison[]
+  cheapestWithin5Percent: string | null
+}
+
+const pm = (s: Summary, digits: number, scale = 1) =>
+  `${(s.mean * scale).toFixed(digits)} ± ${(s.std * scale).toFixed(digits)}`
+
+/**
+ * The page: how it was measured, every point, calibrated against uniform per budget, and the verdicts.
+ *
+ * @example
+ * await writeFile('docs/eval/frontier.md', renderFrontierReport(report))
+ */
+export function renderFrontierReport(report: FrontierReport): string {
+  const { settings } = report
+  const samples = 10 * settings.samplesPerClass
+  const reference = report.points.find((p) => p.name === 'every 1')
+  const rows = [...report.points]
+    .sort((a, b) => a.gmacsPerImage.mean - b.gmacsPerImage.mean)
+    .map(
+      (p) =>
+        `| ${p.name} | ${p.family} | ${pm(p.heavyCalls, 1)} | ${p.gmacsPerImage.mean.toFixed(2)} | ${pm(p.fd, 2)} | ${pm(p.classAccuracy, 1, 100)} % |`,
+    )
+  const budgets = report.budgets.map(
+    (b) =>
+      `| ${b.heavyCalls} | ${b.uniform} | ${b.uniformFd.toFixed(2)} | ${b.calibratedFd.toFixed(2)} | ${b.calibratedAtLeastAsGood ? 'yes' : 'no'} |`,
+  )
+  const allAsGood = report.budgets.every((b) => b.calibratedAtLeastAsGood)
+  const smallest = report.budgets.slice(0, 2)
+  const smallestBetter = smallest.every((b) => b.calibratedFd < b.uniformFd)
+  const cheapest = report.points.find((p) => p.name === report.cheapestWithin5Percent)
+  const current = report.points.find(
+    (p) =>
+      'every' in p.heavySchedule &&
+      p.family === 'uniform' &&
+      p.heavySchedule.every === report.recommended.heavyEvery,
+  )
+  return `# The quality-cost frontier
+
+Model \`${report.modelId}\`, ${settings.steps} steps, guidance ${settings.guidance} (the recommended
+guidance), seeds ${settings.seeds.join(', ')}, ${samples} samples per point and seed; mean ± std over seeds.
+FD is measured in the evaluator classifier's feature space against the test split (see README.md in this
+folder). Measured on ${report.machine}, ${report.date.slice(0, 10)}, in ${(report.seconds / 60).toFixed(0)} min:
+\`${report.command}\`.
+
+![FD and class accuracy against GMACs per image](frontier.png)
+
+Schedules: **uniform** runs the heavy encoder every K steps; **calibrated** spends the same number of heavy
+calls where \`npm run calibrate\` measured reuse to hurt most (\`heavySchedule: {"calls": N}\`, placements in
+the model manifest, table in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
+(\`heavySchedule: {"adaptive": {"tolerance": T}}\`).
+
+| setting | schedule | heavy calls / image | GMACs / image | FD | class accuracy |
+| --- | --- | ---: | ---: | ---: | ---: |
+${rows.join('\n')}
+
+## Calibrated against uniform, at equal heavy calls
+
+| heavy calls | uniform | uniform FD | calibrated FD | calibrated at least as good |
+| ---: | --- | ---: | ---: | --- |
+${budgets.join('\n')}
+
+- At least as good at every budget: **${allAsGood ? 'yes' : 'no'}**.
+- Strictly better at the two smallest budgets: **${smallestBetter ? 'yes' : 'no'}**.
+- Cheapest setting with FD within 5 % of heavy-every-step${reference ? ` (FD ${reference.fd.mean.toFixed(2)})` : ''}: **${cheapest ? `${cheapest.name}, ${cheapest.gmacsPerImage.mean.toFixed(2)} GMACs per image, FD ${cheapest.fd.mean.toFixed(2)}` : 'none'}**${current ? `; the manifest's recommended every ${report.recommended.heavyEvery} costs ${current.gmacsPerImage.mean.toFixed(2)} GMACs at FD ${current.fd.mean.toFixed(2)}` : ''}.
+`
+}

@@ -1,0 +1,138 @@
+// The quality-cost frontier: which heavy schedules to measure (uniform every K, the calibrated placement
+// with the same number of heavy calls, adaptive tolerances), and what the measurements say: per budget,
+// calibrated against uniform; the cheapest setting whose FD stays within a margin of heavy-every-step.
+import { heavySteps } from '../../../shared/heavy-schedule.ts'
+import type { HeavySchedule } from '../../../shared/sampling-options.ts'
+import type { ScheduleSetting, SeedScore, Summary } from './measure-claim.ts'
+import { summarize } from './measure-claim.ts'
+
+export type ScheduleFamily = 'uniform' | 'calibrated' | 'adaptive'
+
+export interface FrontierSetting extends ScheduleSetting {
+  family: ScheduleFamily
+  /** Heavy calls per image before sampling (adaptive: unknown until it has run). */
+  plannedCalls: number | null
+}
+
+/**
+ * The settings of one frontier: every K, the calibrated placement of as many calls as every K makes
+ * (none for K = 1, which is the same placement), and each adaptive tolerance.
+ *
+ * @example
+ * frontierSettings(50, [1, 8], [0.02]) // K=1, K=8, 7 calibrated calls, adaptive 0.02
+ */
+export function frontierSettings(
+  steps: number,
+  intervals: readonly number[],
+  tolerances: readonly number[],
+): FrontierSetting[] {
+  const uniform = intervals.map((every): FrontierSetting => {
+    const heavySchedule = { every }
+    return {
+      family: 'uniform',
+      name: `every ${every}`,
+      heavySchedule,
+      plannedCalls: heavySteps(heavySchedule, steps).length,
+    }
+  })
+  const calibrated = uniform
+    .filter((setting) => (setting.plannedCalls as number) < steps)
+    .map(
+      (setting): FrontierSetting => ({
+        family: 'calibrated',
+        name: `${setting.plannedCalls} calibrated`,
+        heavySchedule: { calls: setting.plannedCalls as number },
+        plannedCalls: setting.plannedCalls,
+      }),
+    )
+  const adaptive = tolerances.map(
+    (tolerance): FrontierSetting => ({
+      family: 'adaptive',
+      name: `adaptive ${tolerance}`,
+      heavySchedule: { adaptive: { tolerance } },
+      plannedCalls: null,
+    }),
+  )
+  return [...uniform, ...calibrated, ...adaptive]
+}
+
+export interface FrontierPoint {
+  family: ScheduleFamily
+  name: string
+  heavySchedule: HeavySchedule
+  seeds: SeedScore[]
+  heavyCalls: Summary
+  gmacsPerImage: Summary
+  fd: Summary
+  classAccuracy: Summary
+  wallMsPerImage: Summary
+}
+
+/** One measured setting, summarised over its seeds. */
+export function frontierPoint(setting: FrontierSetting, seeds: SeedScore[]): FrontierPoint {
+  return {
+    family: setting.family,
+    name: setting.name,
+    heavySchedule: setting.heavySchedule,
+    seeds,
+    heavyCalls: summarize(seeds.map((s) => s.heavyCallsPerImage)),
+    gmacsPerImage: summarize(seeds.map((s) => s.macsPerImage / 1e9)),
+    fd: summarize(seeds.map((s) => s.fd)),
+    classAccuracy: summarize(seeds.map((s) => s.classAccuracy)),
+    wallMsPerImage: summarize(seeds.map((s) => s.wallMsPerImage)),
+  }
+}
+
+export interface BudgetComparison {
+  heavyCalls: number
+  uniform: string
+  calibrated: string
+  uniformFd: number
+  calibratedFd: number
+  /** Calibrated FD at most uniform FD (means over seeds). */
+  calibratedAtLeastAsGood: boolean
+}
+
+/**
+ * Calibrated against uniform at each number of heavy calls both were measured at, fewest calls first.
+ *
+ * @example
+ * compareBudgets(points).every((row) => row.calibratedAtLeastAsGood)
+ */
+export function compareBudgets(points: readonly FrontierPoint[]): BudgetComparison[] {
+  const rows: BudgetComparison[] = []
+  for (const uniform of points.filter((p) => p.family === 'uniform')) {
+    const calls = uniform.heavyCalls.mean
+    const calibrated = points.find((p) => p.family === 'calibrated' && p.heavyCalls.mean === calls)
+    if (!calibrated) continue
+    rows.push({
+      heavyCalls: calls,
+      uniform: uniform.name,
+      calibrated: calibrated.name,
+      uniformFd: uniform.fd.mean,
+      calibratedFd: calibrated.fd.mean,
+      calibratedAtLeastAsGood: calibrated.fd.mean <= uniform.fd.mean,
+    })
+  }
+  return rows.sort((a, b) => a.heavyCalls - b.heavyCalls)
+}
+
+/**
+ * The cheapest setting (fewest MACs per image) whose mean FD is within `margin` (0.05: 5 %) of the
+ * heavy-every-step setting's, or null when there is no every-1 point.
+ *
+ * @example
+ * cheapestWithin(points, 0.05)?.name // 'every 8'
+ */
+export function cheapestWithin(
+  points: readonly FrontierPoint[],
+  margin: number,
+): FrontierPoint | null {
+  const reference = points.find(
+    (p) => p.family === 'uniform' && 'every' in p.heavySchedule && p.heavySchedule.every === 1,
+  )
+  if (!reference) return null
+  const bound = reference.fd.mean * (1 + margin)
+  const within = points.filter((p) => p.fd.mean <= bound)
+  return within.reduce((best, p) => (p.gmacsPerImage.mean < best.gmacsPerImage.mean ? p : best))
+}
