@@ -78,6 +78,7 @@ export async function generate(
     await writeFile(paths[index] as string, new Uint8Array(await response.arrayBuffer()))
   }
   say(`wrote ${paths.join(', ')}`)
+  if (timings) say(describeHeavyCalls(generation.request, timings.heavyCalls))
   if (timings && model) {
     const { run, heavyEveryStep, timeBasis } = compareWithHeavyEveryStep(
       model.cost,
@@ -119,7 +120,8 @@ async function follow(
     for await (const event of api.streamEvents(id, { signal: io.interrupt })) {
       switch (event.name) {
         case 'step':
-          if (event.data.heavy) heavyCalls++
+          // The backend's own count of this attempt's heavy calls; older backends send none.
+          heavyCalls = event.data.heavyCalls ?? heavyCalls + (event.data.heavy ? 1 : 0)
           steps[event.data.step] = { heavy: event.data.heavy, elapsedMs: event.data.elapsedMs }
           bar.update({
             stepsDone: event.data.step + 1,
@@ -159,6 +161,22 @@ function describeRequest(request: Generation['request']): string {
   const schedule = `heavy ${describeHeavySchedule(request.heavySchedule)}`
   const count = request.count === 1 ? '' : `${request.count} images, `
   return `${count}${request.steps} steps, ${schedule}, guidance ${request.guidance}, seed ${request.seed}`
+}
+
+/**
+ * How often the heavy encoder ran, against the steps and the schedule asked for: what a calibrated or
+ * adaptive schedule spent is known only from the run.
+ *
+ * @example
+ * describeHeavyCalls({ steps: 50, heavySchedule: { adaptive: { tolerance: 0.05 } } }, 9)
+ * // 'heavy encoder: 9 calls in 50 steps (adaptive, tolerance 0.05)'
+ */
+export function describeHeavyCalls(
+  request: Pick<Generation['request'], 'steps' | 'heavySchedule'>,
+  heavyCalls: number,
+): string {
+  const calls = `${heavyCalls} call${heavyCalls === 1 ? '' : 's'}`
+  return `heavy encoder: ${calls} in ${request.steps} steps (${describeHeavySchedule(request.heavySchedule)})`
 }
 
 /** `sneaker-7.png` for class "Sneaker" and seed 7. */

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util'
 import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
 import { describeHeavySchedule } from '../../shared/heavy-schedule.ts'
+import type { HeavySchedule } from '../../shared/sampling-options.ts'
 import { ApiClient } from '../api-client.ts'
 import { formatDuration, formatMacs } from '../run-cost.ts'
 import { type Connection, resolveConnection } from './connection.ts'
@@ -15,7 +16,8 @@ import { describeError, EXIT, UsageError } from './report-error.ts'
 const USAGE = `usage: dual-rate <command> [options]
 
 commands:
-  generate --class NAME|INDEX [--model ID] [--steps N] [--heavy-every K] [--guidance W]
+  generate --class NAME|INDEX [--model ID] [--steps N]
+           [--heavy-every K | --heavy-calls N | --adaptive TOL] [--guidance W]
            [--seed S] [--count N] [-o FILE]
                                       run a generation with a progress bar, write the PNG
   status ID                           a generation's status, progress and result URLs
@@ -26,6 +28,12 @@ generate:
   --model ID       a model id as \`models\` lists it (default: the API's default model); a
                    distilled model takes only the steps, heavy schedule and guidance it lists,
                    and its own defaults for those left out
+  --heavy-every K  the heavy encoder on every K-th step (1: every step, the baseline)
+  --heavy-calls N  N heavy calls where the model's calibration placed them; only at a step
+                   count \`models\` lists as calibrated (its calls line; e.g. --steps 50)
+  --adaptive TOL   the run decides its heavy steps while sampling, refreshing once its x0
+                   estimate has moved TOL (0 < TOL <= 1); at most every second step
+                   (one heavy schedule at most; none: the model's default)
 
 options:
   --api-base URL   the API (default: DUALRATE_API_BASE, then .dev/local.json from \`npm start\`)
@@ -41,6 +49,8 @@ const options = {
   model: { type: 'string' },
   steps: { type: 'string' },
   'heavy-every': { type: 'string' },
+  'heavy-calls': { type: 'string' },
+  adaptive: { type: 'string' },
   guidance: { type: 'string' },
   seed: { type: 'string' },
   count: { type: 'string' },
@@ -116,18 +126,41 @@ function generationRequest(values: Record<string, string | boolean | undefined>)
   // Checked by the API, which names the field and lists the models when it does not know the id.
   const model = text('model')
   if (model !== undefined) request.model = model
-  const heavyEvery = number('heavy-every')
   const fields = {
     steps: number('steps'),
     guidance: number('guidance'),
     seed: number('seed'),
     count: number('count'),
-    heavySchedule: heavyEvery === undefined ? undefined : { every: heavyEvery },
+    heavySchedule: heavySchedule(text, number),
   }
   for (const [name, value] of Object.entries(fields)) {
     if (value !== undefined) Object.assign(request, { [name]: value })
   }
   return request
+}
+
+/** The heavy-schedule flags, each with the schedule it asks for. */
+const HEAVY_SCHEDULE_FLAGS = {
+  'heavy-every': (every: number): HeavySchedule => ({ every }),
+  'heavy-calls': (calls: number): HeavySchedule => ({ calls }),
+  adaptive: (tolerance: number): HeavySchedule => ({ adaptive: { tolerance } }),
+} as const
+
+/** The schedule of the one heavy-schedule flag given, or undefined (the model's default) for none. */
+function heavySchedule(
+  text: (name: string) => string | undefined,
+  number: (name: string) => number | undefined,
+): HeavySchedule | undefined {
+  const flags = Object.keys(HEAVY_SCHEDULE_FLAGS) as (keyof typeof HEAVY_SCHEDULE_FLAGS)[]
+  const given = flags.filter((flag) => text(flag) !== undefined)
+  if (given.length > 1) {
+    throw new UsageError(
+      `generate takes one heavy schedule at most, not ${given.map((flag) => `--${flag}`).join(' and ')} ` +
+        '(--heavy-every K, --heavy-calls N or --adaptive TOL)',
+    )
+  }
+  const [flag] = given
+  return flag === undefined ? undefined : HEAVY_SCHEDULE_FLAGS[flag](number(flag) as number)
 }
 
 function requireId(rest: string[], command: string): string {
@@ -170,6 +203,11 @@ function printModel(model: Model): void {
     `classes   ${model.classes.map((entry) => `${entry.index} ${entry.name}`).join(', ')}`,
     `defaults  ${defaults.steps} steps, heavy ${describeHeavySchedule(defaults.heavySchedule)}, guidance ${defaults.guidance}`,
   )
+  if (model.calibratedSteps?.length) {
+    lines.push(
+      `calls     calibrated heavy placements at ${model.calibratedSteps.join(', ')} steps (--heavy-calls N)`,
+    )
+  }
   if (supports) {
     const placements = Object.entries(supports.heavySteps).map(
       ([steps, allowed]) =>

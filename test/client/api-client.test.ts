@@ -96,7 +96,7 @@ describe('ApiClient', () => {
     })
   })
 
-  it('streams typed events in order up to the terminal event', async () => {
+  it('streams typed events in order up to the terminal event, steps with the heavy calls so far', async () => {
     api = await startFakeApi({ steps: 4, heavyEvery: 2 })
     const client = new ApiClient({ apiBase: api.url, apiKey: FAKE_API_KEY })
     const events = await collect(client.streamEvents(JOB_ID))
@@ -112,6 +112,10 @@ describe('ApiClient', () => {
     expect(events.map((event) => event.id)).toEqual([1, 2, 3, 4, 5, 6, 7])
     const heavy = events.flatMap((event) => (event.name === 'step' ? [event.data.heavy] : []))
     expect(heavy).toEqual([true, false, true, false])
+    const heavyCalls = events.flatMap((event) =>
+      event.name === 'step' ? [event.data.heavyCalls] : [],
+    )
+    expect(heavyCalls).toEqual([1, 1, 2, 2])
   })
 
   it('resumes a stream that ended early with Last-Event-ID, losing and repeating nothing', async () => {

@@ -48,6 +48,7 @@ describe('dual-rate generate', () => {
     )
     expect(stderr).toMatch(/8\/8 steps \| heavy encoder 2x/)
     expect(stderr).toContain(`wrote ${output}`)
+    expect(stderr).toContain('heavy encoder: 2 calls in 8 steps (every 4)')
     expect(stderr).toMatch(/cost: 2 heavy \+ 8 light calls, .* \(\d+ % of heavy-every-step's /)
     const body = JSON.parse(api?.requests.find((r) => r.method === 'POST')?.body ?? '')
     expect(body).toEqual({
@@ -67,6 +68,48 @@ describe('dual-rate generate', () => {
     expect(body).toEqual({ class: 'Sneaker', model: STUDENT_MODEL_ID })
     expect(stderr).toContain(`, model ${STUDENT_MODEL_ID} (job `)
     expect(stderr).toMatch(/cost: 4 heavy \+ 8 light calls, /)
+  })
+
+  it('sends --heavy-calls as calibrated calls and reports the heavy calls the run made', async () => {
+    const env = await withApi({ decidedHeavySteps: [0, 9, 17, 26, 35, 42, 47] })
+    const args = ['generate', '--class', 'Sneaker', '--steps', '50', '--heavy-calls', '7']
+    const { code, stderr } = await cli([...args, '-o', join(dir, 'calls.png')], env).finished
+    expect(code).toBe(0)
+    const body = JSON.parse(api?.requests.find((r) => r.method === 'POST')?.body ?? '')
+    expect(body).toEqual({ class: 'Sneaker', steps: 50, heavySchedule: { calls: 7 } })
+    expect(stderr).toContain('Sneaker #7: 50 steps, heavy 7 calibrated calls, guidance 2, seed 7')
+    expect(stderr).toMatch(/50\/50 steps \| heavy encoder 7x/)
+    expect(stderr).toContain('heavy encoder: 7 calls in 50 steps (7 calibrated calls)')
+  })
+
+  it('sends --adaptive as an adaptive schedule and reports the heavy calls it decided on', async () => {
+    const env = await withApi({ steps: 50, decidedHeavySteps: [0, 2, 5, 11, 20, 34] })
+    const args = ['generate', '--class', 'Sneaker', '--adaptive', '0.05']
+    const { code, stderr } = await cli([...args, '-o', join(dir, 'adaptive.png')], env).finished
+    expect(code).toBe(0)
+    const body = JSON.parse(api?.requests.find((r) => r.method === 'POST')?.body ?? '')
+    expect(body).toEqual({ class: 'Sneaker', heavySchedule: { adaptive: { tolerance: 0.05 } } })
+    expect(stderr).toMatch(/50\/50 steps \| heavy encoder 6x/)
+    expect(stderr).toContain('heavy encoder: 6 calls in 50 steps (adaptive, tolerance 0.05)')
+    expect(stderr).toMatch(/cost: 6 heavy \+ 50 light calls, /)
+  })
+
+  it('refuses two heavy schedules at once with exit status 64, naming both flags', async () => {
+    const env = await withApi()
+    const { code, stderr } = await cli(
+      ['generate', '--class', 'Sneaker', '--heavy-every', '4', '--adaptive', '0.05'],
+      env,
+    ).finished
+    expect(code).toBe(64)
+    expect(stderr).toBe(
+      'error: generate takes one heavy schedule at most, not --heavy-every and --adaptive ' +
+        '(--heavy-every K, --heavy-calls N or --adaptive TOL)\n',
+    )
+    const notNumber = await cli(['generate', '--class', '7', '--heavy-calls', 'seven'], env)
+      .finished
+    expect(notNumber.code).toBe(64)
+    expect(notNumber.stderr).toBe('error: --heavy-calls must be a number, not "seven"\n')
+    expect(api?.requests.filter((request) => request.method === 'POST')).toEqual([])
   })
 
   it('says when the result came from cache', async () => {
@@ -156,22 +199,27 @@ describe('dual-rate models, status, cancel', () => {
     )
     expect(first).toMatch(/^classes {3}0 T-shirt\/top, 1 Trouser, .*7 Sneaker/m)
     expect(first).toMatch(/^limits {4}count <= 64, steps <= 1000, guidance <= 20$/m)
+    expect(first).toMatch(/^calls {5}calibrated heavy placements at 50 steps \(--heavy-calls N\)$/m)
     expect(first).toMatch(
       /^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call; 3.\d\d GMAC per image at the defaults$/m,
     )
     expect(second).toMatch(new RegExp(`^model {5}${STUDENT_MODEL_ID}, 28x28, 1 channel$`, 'm'))
     expect(second).toMatch(new RegExp(`^teacher {3}${DEFAULT_MODEL_ID}$`, 'm'))
+    expect(second).not.toMatch(/^calls /m)
     expect(second).toMatch(/^defaults {2}8 steps, heavy every 2, guidance 1$/m)
     expect(second).toMatch(
       /^supports {2}steps 8; at 8 steps heavy at \[0,2,4,6\] or \[0\]; guidance 1$/m,
     )
   })
 
-  it('names --model in its help', async () => {
+  it('names --model and the heavy-schedule flags in its help', async () => {
     const { code, stdout } = await cli(['--help']).finished
     expect(code).toBe(0)
     expect(stdout).toMatch(/^ {2}generate --class NAME\|INDEX \[--model ID\]/m)
+    expect(stdout).toMatch(/^ {11}\[--heavy-every K \| --heavy-calls N \| --adaptive TOL\]/m)
     expect(stdout).toMatch(/^ {2}--model ID {7}a model id as `models` lists it/m)
+    expect(stdout).toMatch(/^ {2}--heavy-calls N {2}N heavy calls where the model's calibration/m)
+    expect(stdout).toMatch(/^ {2}--adaptive TOL {3}the run decides its heavy steps while sampling/m)
   })
 
   it('shows a generation and cancels it', async () => {

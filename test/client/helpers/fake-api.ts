@@ -2,12 +2,14 @@
 // whose SSE stream steps on a timer, cancellation, problem+json errors, and a result PNG. Every request
 // is recorded. The real edge is tested in workerd and end to end; this fake pins down what the client
 // does with each answer. It serves two models, the committed default and a fixture 8-step student
-// (test/edge/helpers/model-catalog.ts), and a job runs on the model its request names.
+// (test/edge/helpers/model-catalog.ts), and a job runs on the model, steps and heavy schedule its request
+// names; step events count the heavy calls so far, as the edge passes them on from the backend.
 import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Generation, GenerationEventName } from '../../../shared/generation-api.ts'
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../../../shared/problem.ts'
+import type { HeavySchedule } from '../../../shared/sampling-options.ts'
 import { formatSse, SSE_CONTENT_TYPE } from '../../../shared/sse.ts'
 import { twoModelCatalog } from '../../edge/helpers/model-catalog.ts'
 
@@ -20,8 +22,15 @@ export const TINY_PNG = Buffer.from(
 )
 
 export interface FakeApiOptions {
+  /** Steps of a job whose request names none. */
   steps?: number
+  /** The heavy schedule of a job whose request names none: every K steps. */
   heavyEvery?: number
+  /**
+   * Where a job asking for calibrated calls or an adaptive schedule runs the heavy encoder (the real
+   * backend decides); default: N calls spread evenly, or an adaptive run on every third step.
+   */
+  decidedHeavySteps?: number[]
   /** Delay between step events. */
   stepDelayMs?: number
   /** POST /v1/generations answers this problem instead of a job. */
@@ -64,8 +73,6 @@ const STATIC_FILES: Record<string, { name: string; type: string }> = {
  * try { ... } finally { await api.close() }
  */
 export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeApi> {
-  const steps = options.steps ?? 8
-  const heavyEvery = options.heavyEvery ?? 4
   const requests: RecordedRequest[] = []
   let canceled = false
   let streams = 0
@@ -73,17 +80,37 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
   const models = twoModelCatalog.models
   /** The model of the job: the one the latest POST named, else the default. */
   let model = twoModelCatalog.defaultModel
+  const defaultSteps = options.steps ?? 8
+  const defaultSchedule: HeavySchedule = { every: options.heavyEvery ?? 4 }
+  /** The job's steps and heavy schedule: those the latest POST named, else the options'. */
+  let steps = defaultSteps
+  let heavySchedule: HeavySchedule = defaultSchedule
 
-  const timings = () => ({
-    heavyCalls: Math.ceil(steps / heavyEvery),
-    lightCalls: steps,
-    macs:
-      2 *
-      (Math.ceil(steps / heavyEvery) * model.cost.heavyMacsPerRow +
-        steps * model.cost.lightMacsPerRow),
-    queueMs: 0,
-    wallMs: 80,
-  })
+  const heavyAt = (step: number): boolean => {
+    if ('every' in heavySchedule) return step % heavySchedule.every === 0
+    if ('steps' in heavySchedule) return step === 0 || heavySchedule.steps.includes(step)
+    if (options.decidedHeavySteps) return options.decidedHeavySteps.includes(step)
+    if ('calls' in heavySchedule) {
+      const { calls } = heavySchedule
+      return Array.from({ length: calls }, (_, i) => Math.floor((i * steps) / calls)).includes(step)
+    }
+    return step % 3 === 0
+  }
+  /** Heavy calls up to and including each step. */
+  const heavyCallsSoFar = () => {
+    let calls = 0
+    return Array.from({ length: steps }, (_, step) => (calls += heavyAt(step) ? 1 : 0))
+  }
+  const timings = () => {
+    const heavyCalls = heavyCallsSoFar().at(-1) ?? 0
+    return {
+      heavyCalls,
+      lightCalls: steps,
+      macs: 2 * (heavyCalls * model.cost.heavyMacsPerRow + steps * model.cost.lightMacsPerRow),
+      queueMs: 0,
+      wallMs: 80,
+    }
+  }
   const generation = (status: Generation['status']): Generation => ({
     id: JOB_ID,
     status,
@@ -93,7 +120,7 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
       className: 'Sneaker',
       count: 1,
       steps,
-      heavySchedule: { every: heavyEvery },
+      heavySchedule,
       guidance: 2,
       seed: 7,
       previewEvery: 0,
@@ -108,24 +135,28 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
       ...(status === 'succeeded' ? { images: [`${url}/v1/results/${JOB_ID}.png`] } : {}),
     },
   })
-  const events = (): Event[] => [
-    { name: 'queued', data: { id: JOB_ID } },
-    { name: 'started', data: { attempt: 1, modelId: model.id } },
-    ...Array.from({ length: steps }, (_, step) => ({
-      name: 'step' as const,
-      data: {
-        step,
-        totalSteps: steps,
-        t: 1 - step / steps,
-        heavy: step % heavyEvery === 0,
-        elapsedMs: 10 * (step + 1),
+  const events = (): Event[] => {
+    const heavyCalls = heavyCallsSoFar()
+    return [
+      { name: 'queued', data: { id: JOB_ID } },
+      { name: 'started', data: { attempt: 1, modelId: model.id } },
+      ...Array.from({ length: steps }, (_, step) => ({
+        name: 'step' as const,
+        data: {
+          step,
+          totalSteps: steps,
+          t: 1 - step / steps,
+          heavy: heavyAt(step),
+          heavyCalls: heavyCalls[step],
+          elapsedMs: 10 * (step + 1),
+        },
+      })),
+      {
+        name: 'succeeded',
+        data: { images: [`${url}/v1/results/${JOB_ID}.png`], timings: timings() },
       },
-    })),
-    {
-      name: 'succeeded',
-      data: { images: [`${url}/v1/results/${JOB_ID}.png`], timings: timings() },
-    },
-  ]
+    ]
+  }
 
   const json = (
     response: ServerResponse,
@@ -185,8 +216,14 @@ export async function startFakeApi(options: FakeApiOptions = {}): Promise<FakeAp
     }
     if (request.method === 'POST' && path === '/v1/generations') {
       if (options.createProblem) return problem(response, options.createProblem)
-      const named = (JSON.parse(body) as { model?: string }).model
-      model = models.find((entry) => entry.id === named) ?? twoModelCatalog.defaultModel
+      const named = JSON.parse(body) as {
+        model?: string
+        steps?: number
+        heavySchedule?: HeavySchedule
+      }
+      model = models.find((entry) => entry.id === named.model) ?? twoModelCatalog.defaultModel
+      steps = named.steps ?? defaultSteps
+      heavySchedule = named.heavySchedule ?? defaultSchedule
       return options.cached
         ? json(response, 200, generation('succeeded'))
         : json(response, 202, generation('queued'))
