@@ -118,7 +118,7 @@ export function compareBudgets(points: readonly FrontierPoint[]): BudgetComparis
 }
 
 /**
- * The cheapest setting (fewest MACs per image) whose mean FD is within `margin` (0.05: 5 %) of the
+ * The cheapest setting (fewest MACs per image, then lowest FD) whose mean FD is within `margin` (0.05: 5 %) of the
  * heavy-every-step setting's, or null when there is no every-1 point.
  *
  * @example
@@ -134,5 +134,9 @@ export function cheapestWithin(
   if (!reference) return null
   const bound = reference.fd.mean * (1 + margin)
   const within = points.filter((p) => p.fd.mean <= bound)
-  return within.reduce((best, p) => (p.gmacsPerImage.mean < best.gmacsPerImage.mean ? p : best))
+  // Equal MACs (a calibrated placement and its uniform twin): the lower FD wins.
+  const cheaper = (p: FrontierPoint, best: FrontierPoint) =>
+    p.gmacsPerImage.mean < best.gmacsPerImage.mean ||
+    (p.gmacsPerImage.mean === best.gmacsPerImage.mean && p.fd.mean < best.fd.mean)
+  return within.reduce((best, p) => (cheaper(p, best) ? p : best))
 }

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest'
+import {
+  cheapestWithin,
+  compareBudgets,
+  frontierPoint,
+  frontierSettings,
+} from '../../../gpu-service/src/eval/frontier.ts'
+import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
+import type { SeedScore } from '../../../gpu-service/src/eval/measure-claim.ts'
+
+const seed = (fd: number, heavyCalls: number, gmacs: number): SeedScore => ({
+  seed: 0,
+  classAccuracy: 0.9,
+  fd,
+  macsPerImage: gmacs * 1e9,
+  wallMsPerImage: 1,
+  totalWallMsPerImage: 1,
+  heavyCallsPerImage: heavyCalls,
+})
+
+describe('frontierSettings', () => {
+  it('pairs each K > 1 with the calibrated placement of as many calls, then the adaptive tolerances', () => {
+    const settings = frontierSettings(50, [1, 8], [0.02])
+    expect(settings.map((s) => [s.family, s.name, s.heavySchedule])).toEqual([
+      ['uniform', 'every 1', { every: 1 }],
+      ['uniform', 'every 8', { every: 8 }],
+      ['calibrated', '7 calibrated', { calls: 7 }],
+      ['adaptive', 'adaptive 0.02', { adaptive: { tolerance: 0.02 } }],
+    ])
+  })
+})
+
+describe('compareBudgets and cheapestWithin', () => {
+  const settings = frontierSettings(50, [1, 8, 16], [])
+  const [k1, k8, k16, c7, c4] = settings
+  const points = [
+    frontierPoint(k1 as never, [seed(4.0, 50, 16.9)]),
+    frontierPoint(k8 as never, [seed(4.3, 7, 3.1)]),
+    frontierPoint(k16 as never, [seed(5.0, 4, 2.1)]),
+    frontierPoint(c7 as never, [seed(4.1, 7, 3.1)]),
+    frontierPoint(c4 as never, [seed(5.2, 4, 2.1)]),
+  ]
+
+  it('compares calibrated with uniform at each number of heavy calls, fewest first', () => {
+    expect(
+      compareBudgets(points).map((row) => [row.heavyCalls, row.calibratedAtLeastAsGood]),
+    ).toEqual([
+      [4, false],
+      [7, true],
+    ])
+  })
+
+  it('finds the cheapest setting with FD within the margin of heavy-every-step', () => {
+    expect(cheapestWithin(points, 0.05)?.name).toBe('7 calibrated')
+    expect(cheapestWithin(points, 0.1)?.name).toBe('7 calibrated')
+    expect(cheapestWithin(points, 0.3)?.name).toBe('every 16')
+  })
+
+  it('says on the results page when calibrated loses a budget', () => {
+    const page = renderFrontierReport({
+      modelId: 'dualrate-000000000000',
+      date: '2026-12-01T00:00:00Z',
+      machine: 'test',
+      seconds: 60,
+      command: 'npm run frontier',
+      settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
+      recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
+      points,
+      budgets: compareBudgets(points),
+      cheapestWithin5Percent: '7 calibrated',
+    })
+    expect(page).toContain('At least as good at every budget: **no**')
+    expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | no |')
+  })
+})
