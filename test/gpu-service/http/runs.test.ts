@@ -522,4 +522,43 @@ describe('POST /v1/runs naming a model', () => {
       expect({ work: await work(service), student: await lightRows(STUDENT_ID) }).toEqual(before)
     },
   )
+
+  it('runs a calibrated schedule and an adaptive one on the default model, reporting heavy calls per step', async () => {
+    const calibrated = await run({
+      ...request,
+      steps: 50,
+      heavySchedule: { calls: 3 },
+      runId: 'calibrated',
+    })
+    const steps = calibrated.filter((event) => event.type === 'step')
+    expect(steps.filter((event) => event.heavy).length).toBe(3)
+    expect(steps.at(-1)).toMatchObject({ heavyCalls: 3 })
+    const adaptive = await run({
+      ...request,
+      steps: 12,
+      heavySchedule: { adaptive: { tolerance: 0.02 } },
+      runId: 'adaptive',
+    })
+    const adaptiveSteps = adaptive.filter((event) => event.type === 'step')
+    const heavyCount = adaptiveSteps.filter((event) => event.heavy).length
+    expect(adaptiveSteps[0]).toMatchObject({ heavy: true, heavyCalls: 1 })
+    expect(adaptiveSteps.at(-1)).toMatchObject({ heavyCalls: heavyCount })
+  })
+
+  it('refuses calibrated calls at a step count without placements, and either new schedule on a student', async () => {
+    for (const [body, message] of [
+      [
+        { ...request, steps: 40, heavySchedule: { calls: 3 } },
+        '{"calls": N} needs a calibrated placement; this model has them for 50 steps',
+      ],
+      [
+        { ...studentRequest, heavySchedule: { calls: 2 } },
+        '{"calls": N} needs a calibrated placement; this model has none',
+      ],
+    ] as const) {
+      const response = await signedFetch(service.client, 'POST', '/v1/runs', { body })
+      const problem = await expectProblem(response, 400, 'Invalid request')
+      expect(problem.errors).toEqual([{ path: 'heavySchedule', message }])
+    }
+  })
 })
