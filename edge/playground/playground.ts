@@ -1,7 +1,9 @@
 // The playground page's script (bundled by edge/scripts/build-playground.ts): pick a model and the
 // options (prefilled with the model's defaults and, for a distilled model, held to what it supports),
-// run a generation through the public API with the typed client, show its live previews and which steps
-// ran the heavy encoder, then the result enlarged, its cached URL, and its cost against heavy-every-step.
+// the heavy schedule among every K steps, N calibrated calls and adaptive, run a generation through the
+// public API with the typed client, show its live previews, which steps ran the heavy encoder and how
+// many heavy calls it made, then the result enlarged, its cached URL, and its cost against
+// heavy-every-step.
 
 import { ApiClient, ApiProblemError, type GenerationEvent } from '../../client/api-client.ts'
 import {
@@ -13,12 +15,21 @@ import {
 import type { Generation, GenerationRequest, Model } from '../../shared/generation-api.ts'
 import { describeHeavySchedule, heavySteps } from '../../shared/heavy-schedule.ts'
 import type { Problem } from '../../shared/problem.ts'
+import type { HeavySchedule } from '../../shared/sampling-options.ts'
 
 const KEY_STORAGE = 'dualrate.apiKey'
 /** The fragment parameter of the link `npm start` prints: `/#key=dr_…`. */
 const KEY_FRAGMENT = 'key'
 /** Previews per run: about ten, whatever the step count. */
 const PREVIEWS_PER_RUN = 10
+/**
+ * The adaptive tolerance the field starts at: the middle of the tolerances `npm run frontier` measures
+ * by default (0.003 to 0.05).
+ */
+const DEFAULT_ADAPTIVE_TOLERANCE = 0.02
+
+/** The kinds of heavy schedule the page offers, as the Heavy schedule choice's option values. */
+type HeavyKind = 'every' | 'calls' | 'adaptive'
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id)
@@ -39,9 +50,14 @@ const ui = {
   steps: element<HTMLInputElement>('steps'),
   stepsAllowed: element<HTMLDataListElement>('steps-allowed'),
   stepsHelp: element('steps-help'),
+  heavyKind: element<HTMLSelectElement>('heavy-kind'),
+  heavyKindHelp: element('heavy-kind-help'),
+  heavyRows: [...document.querySelectorAll<HTMLElement>('[data-heavy-kind]')],
   heavyEvery: element<HTMLInputElement>('heavy-every'),
   heavyEveryAllowed: element<HTMLDataListElement>('heavy-every-allowed'),
   heavyEveryHelp: element('heavy-every-help'),
+  heavyCalls: element<HTMLInputElement>('heavy-calls'),
+  adaptiveTolerance: element<HTMLInputElement>('adaptive-tolerance'),
   guidance: element<HTMLInputElement>('guidance'),
   guidanceAllowed: element<HTMLDataListElement>('guidance-allowed'),
   guidanceHelp: element('guidance-help'),
@@ -68,6 +84,11 @@ const ui = {
 let models: Model[] = []
 /** The model chosen in the form. */
 let model: Model | undefined
+/**
+ * The heavy-schedule kind the user chose. The form shows every K steps instead while the choice is not
+ * available (calibrated calls at a step count without placements), and the choice again once it is.
+ */
+let chosenHeavyKind: HeavyKind = 'every'
 /** The fields' own help texts, which a model's constraints are added to. */
 const baseHelp = {
   heavyEvery: ui.heavyEveryHelp.textContent ?? '',
@@ -102,9 +123,15 @@ async function start(): Promise<void> {
     const chosen = models.find((entry) => entry.id === ui.modelSelect.value)
     if (chosen) chooseModel(chosen)
   })
-  // A distilled model's heavy placements depend on the step count.
+  // A distilled model's heavy placements, and where calibrated calls work, depend on the step count.
   ui.steps.addEventListener('input', () => {
-    if (model) constrainHeavyEvery(model)
+    if (!model) return
+    constrainHeavyEvery(model)
+    showHeavyKinds(model)
+  })
+  ui.heavyKind.addEventListener('change', () => {
+    chosenHeavyKind = ui.heavyKind.value as HeavyKind
+    if (model) showHeavyKinds(model)
   })
 
   try {
@@ -145,6 +172,20 @@ function chooseModel(chosen: Model): void {
   const { defaults, limits, supports } = chosen
   ui.steps.value = String(defaults.steps)
   ui.heavyEvery.value = String('every' in defaults.heavySchedule ? defaults.heavySchedule.every : 1)
+  chosenHeavyKind = heavyKindOf(defaults.heavySchedule)
+  // As many calibrated calls as the default schedule makes, so the two compare at equal cost.
+  ui.heavyCalls.value = String(
+    'calls' in defaults.heavySchedule
+      ? defaults.heavySchedule.calls
+      : 'adaptive' in defaults.heavySchedule
+        ? defaults.steps
+        : heavySteps(defaults.heavySchedule, defaults.steps).length,
+  )
+  ui.adaptiveTolerance.value = String(
+    'adaptive' in defaults.heavySchedule
+      ? defaults.heavySchedule.adaptive.tolerance
+      : DEFAULT_ADAPTIVE_TOLERANCE,
+  )
   ui.guidance.value = String(defaults.guidance)
   ui.seed.max = String(limits.maxSeed)
   constrain(ui.steps, ui.stepsAllowed, supports?.steps, { min: 1, max: limits.maxSteps })
@@ -157,6 +198,7 @@ function chooseModel(chosen: Model): void {
     ? `${baseHelp.guidance} This model was distilled at ${list(supports.guidance)} only.`
     : baseHelp.guidance
   constrainHeavyEvery(chosen)
+  showHeavyKinds(chosen)
   const parts = [
     chosen.description,
     chosen.teacherModelId && `Distilled from ${chosen.teacherModelId}.`,
@@ -195,6 +237,46 @@ function constrainHeavyEvery(chosen: Model): void {
   if (allowed?.length && !allowed.includes(Number(ui.heavyEvery.value))) {
     ui.heavyEvery.value = String(allowed[0])
   }
+}
+
+function heavyKindOf(schedule: HeavySchedule): HeavyKind {
+  if ('calls' in schedule) return 'calls'
+  if ('adaptive' in schedule) return 'adaptive'
+  return 'every'
+}
+
+/**
+ * Which heavy-schedule kinds the model runs at this step count: a distilled model only the placements
+ * it was distilled for (every K steps); another model calibrated calls only at a step count it has
+ * calibrated placements for (`calibratedSteps`), adaptive always.
+ */
+function availableHeavyKinds(chosen: Model, steps: number): Record<HeavyKind, boolean> {
+  return {
+    every: true,
+    calls: !chosen.supports && (chosen.calibratedSteps ?? []).includes(steps),
+    adaptive: !chosen.supports,
+  }
+}
+
+/**
+ * Enables the kinds the model runs at the current step count, shows the chosen kind's field (every K
+ * steps while the choice is not available) and says in the choice's help where calibrated calls work.
+ */
+function showHeavyKinds(chosen: Model): void {
+  const available = availableHeavyKinds(chosen, Number(ui.steps.value))
+  for (const option of ui.heavyKind.options) {
+    option.disabled = !available[option.value as HeavyKind]
+  }
+  const shown = available[chosenHeavyKind] ? chosenHeavyKind : 'every'
+  ui.heavyKind.value = shown
+  for (const row of ui.heavyRows) row.hidden = row.dataset.heavyKind !== shown
+  ui.heavyCalls.max = ui.steps.value
+  const calibrated = chosen.calibratedSteps ?? []
+  ui.heavyKindHelp.textContent = chosen.supports
+    ? 'This model runs only the heavy placements it was distilled for: every K steps.'
+    : calibrated.length > 0
+      ? `Calibrated calls work at ${list(calibrated)} steps only, where this model has calibrated placements.`
+      : 'This model has no calibrated placements: calibrated calls are off.'
 }
 
 /**
@@ -251,7 +333,7 @@ function readRequest(): GenerationRequest {
   const request: GenerationRequest = {
     class: Number(ui.classSelect.value),
     steps,
-    heavySchedule: { every: number(ui.heavyEvery) },
+    heavySchedule: readHeavySchedule(),
     guidance: number(ui.guidance),
     previewEvery: Math.max(1, Math.round(steps / PREVIEWS_PER_RUN)),
   }
@@ -259,6 +341,18 @@ function readRequest(): GenerationRequest {
   // The default model needs no name (a request naming it gets the same result).
   if (model && !model.default) request.model = model.id
   return request
+}
+
+/** The schedule of the kind shown, from its field. */
+function readHeavySchedule(): HeavySchedule {
+  switch (ui.heavyKind.value as HeavyKind) {
+    case 'calls':
+      return { calls: Number(ui.heavyCalls.value) }
+    case 'adaptive':
+      return { adaptive: { tolerance: Number(ui.adaptiveTolerance.value) } }
+    default:
+      return { every: Number(ui.heavyEvery.value) }
+  }
 }
 
 async function generate(): Promise<void> {
@@ -326,12 +420,13 @@ async function follow(api: ApiClient, generation: Generation): Promise<void> {
         steps[step] = { heavy, elapsedMs }
         markStep(step, heavy)
         const done = step + 1
-        const heavyCalls = steps.filter((entry) => entry?.heavy).length
+        // The backend's count of this attempt's heavy calls; an older backend sends none.
+        const heavyCalls = event.data.heavyCalls ?? steps.filter((entry) => entry?.heavy).length
         const remainingMs = (elapsedMs / done) * (totalSteps - done)
         ui.progress.max = totalSteps
         ui.progress.value = done
         ui.progressText.textContent =
-          `Step ${done} of ${totalSteps} · heavy encoder ${heavyCalls}× · ` +
+          `Step ${done} of ${totalSteps} · heavy calls: ${heavyCalls} · ` +
           `${formatDuration(elapsedMs)} elapsed · about ${formatDuration(remainingMs)} left`
         break
       }
