@@ -194,6 +194,37 @@ describe('the playground page', () => {
     await page.close()
   })
 
+  it('runs an adaptive schedule: the heavy calls the page counts are the ones the run reports', async () => {
+    const { page, errors } = await openPlayground()
+    await setOptions(page, { Steps: '24', Guidance: '2' })
+    await page.getByRole('combobox', { name: 'Heavy schedule' }).selectOption('adaptive')
+    await page.getByRole('spinbutton', { name: 'Adaptive tolerance', exact: true }).fill('0.05')
+    await page.getByRole('spinbutton', { name: 'Seed' }).fill('2404')
+    await page.getByRole('button', { name: 'Generate' }).click()
+    await page
+      .getByRole('img', { name: 'Generated Sneaker, seed 2404' })
+      .waitFor({ timeout: 60_000 })
+    const progress = (await page.locator('#progress-text').textContent()) ?? ''
+    const heavyCalls = Number(/ · heavy calls: (\d+) · /.exec(progress)?.[1])
+    // Step 0 always, then at most every second step.
+    expect(heavyCalls).toBeGreaterThanOrEqual(1)
+    expect(heavyCalls).toBeLessThanOrEqual(12)
+    expect(await page.locator('#step-strip li.heavy').count()).toBe(heavyCalls)
+    const cost = page.getByRole('table', { name: /Cost compared with running the heavy encoder/ })
+    expect(
+      await cost
+        .getByRole('row', { name: /Heavy encoder calls/ })
+        .locator('td')
+        .first()
+        .textContent(),
+    ).toBe(String(heavyCalls))
+    expect(await page.locator('#run-summary').textContent()).toBe(
+      'Sneaker, seed 2404, 24 steps, heavy adaptive, tolerance 0.05, guidance 2: done.',
+    )
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
   it('cancels a second run: the page says so and the gpu-service stops it', async () => {
     const { page } = await openPlayground()
     await setOptions(page, { Steps: '1000', 'Heavy encoder every K steps': '4', Guidance: '2' })
