@@ -25,12 +25,15 @@ export function describeError(
   if (error instanceof ApiProblemError) {
     const { problem } = error
     const lines = [`error: ${problem.title} (HTTP ${problem.status})`]
-    if (problem.detail) lines.push(`  ${problem.detail}`)
-    const fieldErrors = Array.isArray(problem.errors) ? problem.errors : []
-    for (const entry of fieldErrors) {
+    const fieldErrors = (Array.isArray(problem.errors) ? problem.errors : []).map((entry) => {
       const { field, message } = entry as { field?: unknown; message?: unknown }
-      lines.push(`  - ${String(field)}: ${String(message)}`)
+      return `${String(field)}: ${String(message)}`
+    })
+    // The edge's validation detail joins the field errors, which follow one a line.
+    if (problem.detail && problem.detail !== fieldErrors.join('; ')) {
+      lines.push(`  ${problem.detail}`)
     }
+    for (const fieldError of fieldErrors) lines.push(`  - ${fieldError}`)
     if (problem.status === 401) {
       lines.push('  Pass --api-key, set DUALRATE_API_KEY, or use the key `npm start` printed.')
     }

@@ -151,6 +151,21 @@ describe('dual-rate generate', () => {
     )
   })
 
+  it('prints the fields once when the detail only joins them (as the edge words a validation problem)', async () => {
+    const message = '{"calls": N} needs a calibrated placement; this model has them for 50 steps'
+    const env = await withApi({
+      createProblem: {
+        ...STEPS_TOO_BIG,
+        detail: `heavySchedule: ${message}`,
+        errors: [{ field: 'heavySchedule', message }],
+      },
+    })
+    const args = ['generate', '--class', 'Sneaker', '--steps', '40', '--heavy-calls', '7']
+    const { code, stderr } = await cli(args, env).finished
+    expect(code).toBe(1)
+    expect(stderr).toBe(`error: Invalid request (HTTP 400)\n  - heavySchedule: ${message}\n`)
+  })
+
   it('explains a missing or wrong key', async () => {
     const env = await withApi()
     const { code, stderr } = await cli(['generate', '--class', 'Sneaker'], {
