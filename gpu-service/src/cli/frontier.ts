@@ -2,7 +2,7 @@
 // against MACs per image for uniform K, the calibrated placement with as many heavy calls, and adaptive
 // tolerances, over several seeds; writes docs/eval/frontier.json, frontier.png and frontier.md.
 // Exit status 64 (EX_USAGE) for a bad command line, 1 for any other failure.
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -14,13 +14,15 @@ import { gaussianStats } from '../eval/frechet-distance.ts'
 import {
   cheapestWithin,
   compareBudgets,
+  type EvalResults,
   type FrontierPoint,
   frontierPoint,
   frontierSettings,
+  reusableScores,
 } from '../eval/frontier.ts'
 import { renderFrontierPng } from '../eval/frontier-plot.ts'
 import { renderFrontierReport } from '../eval/frontier-report.ts'
-import { measureSchedules } from '../eval/measure-claim.ts'
+import { measureSchedules, type SeedScore } from '../eval/measure-claim.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
 import { EXIT_USAGE, UsageError } from './usage-error.ts'
@@ -35,7 +37,10 @@ const USAGE = `usage: npm run frontier -- [options]
   --samples-per-class N    images per class per seed (default 100: 1,000 per setting and seed)
   --steps N                sampler steps (default: manifest.recommended.steps)
   --guidance W             classifier-free guidance (default: manifest.recommended.guidance)
-  --batch N                images per sampler call (default 50)`
+  --batch N                images per sampler call (default 50)
+  --reuse FILE             take the uniform points an npm run eval report (results.json) already scored
+                           under the same model, seeds, samples, steps and guidance, instead of sampling
+                           them again (the sampler is deterministic: same images, same scores)`
 
 const intList = z
   .string()
@@ -61,6 +66,7 @@ const argsSchema = z.strictObject({
   steps: z.coerce.number().int().min(1).max(1000).optional(),
   guidance: z.coerce.number().min(0).max(20).optional(),
   batch: z.coerce.number().int().min(1).max(MAX_COUNT).default(50),
+  reuse: z.string().optional(),
   help: z.boolean().default(false),
 })
 
@@ -77,6 +83,7 @@ function readArgs(argv: string[]) {
       steps: { type: 'string' },
       guidance: { type: 'string' },
       batch: { type: 'string' },
+      reuse: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -119,18 +126,32 @@ async function main(argv: string[]): Promise<void> {
       guidance,
       batch: args.batch,
     }
+    const reused = args.reuse
+      ? reusableScores(
+          JSON.parse(await readFile(args.reuse, 'utf8')) as EvalResults,
+          settings,
+          measure,
+          manifest.modelId,
+        )
+      : new Map<string, never>()
+    if (reused.size > 0) console.log(`reusing ${[...reused.keys()].join(', ')} from ${args.reuse}`)
+    const toMeasure = settings.filter((setting) => !reused.has(setting.name))
     const started = performance.now()
     const scores = await measureSchedules(
       pair.models,
       manifest,
       evaluator,
       reference,
-      settings,
+      toMeasure,
       measure,
       console.log,
     )
-    const points: FrontierPoint[] = scores.map((scored, i) =>
-      frontierPoint(settings[i] as (typeof settings)[number], scored.seeds),
+    const measured = new Map(scores.map((scored) => [scored.setting.name, scored.seeds]))
+    const points: FrontierPoint[] = settings.map((setting) =>
+      frontierPoint(
+        setting,
+        reused.get(setting.name) ?? (measured.get(setting.name) as SeedScore[]),
+      ),
     )
     const budgets = compareBudgets(points)
     const cheapest = cheapestWithin(points, 0.05)
@@ -142,6 +163,7 @@ async function main(argv: string[]): Promise<void> {
       command: ['npm run frontier', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
       settings: measure,
       recommended: manifest.recommended,
+      reused: args.reuse ? { from: args.reuse, points: [...reused.keys()] } : null,
       points,
       budgets,
       cheapestWithin5Percent: cheapest?.name ?? null,

@@ -8,6 +8,8 @@ export interface FrontierReport {
   machine: string
   seconds: number
   command: string
+  /** Points taken from an earlier `npm run eval` report rather than sampled again. */
+  reused: { from: string; points: string[] } | null
   settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
   recommended: { steps: number; heavyEvery: number; guidance: number }
   points: FrontierPoint[]
@@ -54,7 +56,13 @@ Model \`${report.modelId}\`, ${settings.steps} steps, guidance ${settings.guidan
 guidance), seeds ${settings.seeds.join(', ')}, ${samples} samples per point and seed; mean ± std over seeds.
 FD is measured in the evaluator classifier's feature space against the test split (see README.md in this
 folder). Measured on ${report.machine}, ${report.date.slice(0, 10)}, in ${(report.seconds / 60).toFixed(0)} min:
-\`${report.command}\`.
+\`${report.command}\`.${
+    report.reused && report.reused.points.length > 0
+      ? `\nThe points ${report.reused.points.join(', ')} are the scores \`npm run eval\` recorded in \`${report.reused.from}\`
+under the same model, seeds, samples, steps and guidance (the sampler is deterministic, so sampling them
+again gives the same images); their wall times are from that run.`
+      : ''
+  }
 
 ![FD and class accuracy against GMACs per image](frontier.png)
 

@@ -140,3 +140,42 @@ export function cheapestWithin(
     (p.gmacsPerImage.mean === best.gmacsPerImage.mean && p.fd.mean < best.fd.mean)
   return within.reduce((best, p) => (cheaper(p, best) ? p : best))
 }
+
+/** The parts of an `npm run eval` report (docs/eval/results.json) a frontier can reuse. */
+export interface EvalResults {
+  modelId: string
+  settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
+  intervals: { heavyEvery: number; seeds: SeedScore[] }[]
+}
+
+/**
+ * The uniform settings an earlier `npm run eval` already scored under exactly these conditions (model,
+ * seeds, samples, steps, guidance), by setting name. The sampler and the evaluator are deterministic, so
+ * sampling them again would give the same images and the same scores; a frontier reuses them rather than
+ * spend the time.
+ *
+ * @example
+ * const reused = reusableScores(results, settings, measure, manifest.modelId) // Map { 'every 1' => [...] }
+ */
+export function reusableScores(
+  results: EvalResults,
+  settings: readonly FrontierSetting[],
+  measure: EvalResults['settings'],
+  modelId: string,
+): Map<string, SeedScore[]> {
+  const reused = new Map<string, SeedScore[]>()
+  const same =
+    results.modelId === modelId &&
+    results.settings.seeds.join() === measure.seeds.join() &&
+    results.settings.samplesPerClass === measure.samplesPerClass &&
+    results.settings.steps === measure.steps &&
+    results.settings.guidance === measure.guidance
+  if (!same) return reused
+  for (const setting of settings) {
+    if (setting.family !== 'uniform' || !('every' in setting.heavySchedule)) continue
+    const { every } = setting.heavySchedule
+    const found = results.intervals.find((interval) => interval.heavyEvery === every)
+    if (found) reused.set(setting.name, found.seeds)
+  }
+  return reused
+}

@@ -88,5 +88,16 @@ Recommended (the cheapest K within the K=4 quality bar, or the smallest K measur
 measured; recorded in the model's manifest with \`--record\`):
 ${settings.steps} steps, heavy every ${report.recommended.heavyEvery}, guidance ${report.recommended.guidance}.
 Sample grids (one row per class, seed ${settings.seeds[0]}): ${report.intervals.map((r) => `[K=${r.heavyEvery}](grid-k${r.heavyEvery}.png)`).join(', ')}.
-`
+${FURTHER_PAGES}`
 }
+
+/** The other evaluation pages of the default model, each written by its own command. */
+const FURTHER_PAGES = `
+More measurements of the default model:
+- Feature drift (how far reused heavy features are from fresh ones, step by step, and what that does to
+  x0), \`npm run drift\`: [drift.md](drift.md).
+- What reusing features of each age costs at each step, and the calibrated placements of every budget of
+  heavy calls, \`npm run calibrate\`: [reuse-cost.json](reuse-cost.json).
+- The quality-cost frontier (uniform, calibrated and adaptive heavy schedules), \`npm run frontier\`:
+  [frontier.md](frontier.md).
+`

@@ -4,6 +4,7 @@ import {
   compareBudgets,
   frontierPoint,
   frontierSettings,
+  reusableScores,
 } from '../../../gpu-service/src/eval/frontier.ts'
 import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
 import type { SeedScore } from '../../../gpu-service/src/eval/measure-claim.ts'
@@ -63,6 +64,7 @@ describe('compareBudgets and cheapestWithin', () => {
       machine: 'test',
       seconds: 60,
       command: 'npm run frontier',
+      reused: { from: 'docs/eval/results.json', points: ['every 1'] },
       settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
       recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
       points,
@@ -71,5 +73,21 @@ describe('compareBudgets and cheapestWithin', () => {
     })
     expect(page).toContain('At least as good at every budget: **no**')
     expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | no |')
+    expect(page).toContain('The points every 1 are the scores `npm run eval` recorded')
+  })
+
+  it('reuses the uniform points an eval report scored under the same conditions, and no others', () => {
+    const results = {
+      modelId: 'dualrate-000000000000',
+      settings: { seeds: [0, 1], samplesPerClass: 100, steps: 50, guidance: 1 },
+      intervals: [{ heavyEvery: 8, seeds: [seed(4.3, 7, 3.1)] }],
+    }
+    const measure = { seeds: [0, 1], samplesPerClass: 100, steps: 50, guidance: 1 }
+    const reused = reusableScores(results, settings, measure, 'dualrate-000000000000')
+    expect([...reused.keys()]).toEqual(['every 8'])
+    expect(
+      reusableScores(results, settings, { ...measure, seeds: [0] }, 'dualrate-000000000000').size,
+    ).toBe(0)
+    expect(reusableScores(results, settings, measure, 'dualrate-111111111111').size).toBe(0)
   })
 })
