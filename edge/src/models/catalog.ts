@@ -5,6 +5,12 @@
 // a backend runs the very model id a request resolved to before it caches a result under it, so a backend
 // on another model fails over instead of poisoning the cache.
 import defaultManifest from '../../../gpu-service/models/manifest.json' with { type: 'json' }
+import mmd4StepManifest from '../../../gpu-service/models/mmd-4step/manifest.json' with {
+  type: 'json',
+}
+import mmd8StepManifest from '../../../gpu-service/models/mmd-8step/manifest.json' with {
+  type: 'json',
+}
 import type { Model } from '../../../shared/generation-api.ts'
 import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
 import { calibratedStepCounts, macsPerImage } from '../../../shared/model-support.ts'
@@ -22,6 +28,8 @@ export interface BundledManifest {
  */
 export const BUNDLED_MANIFESTS: readonly BundledManifest[] = [
   { folder: '', manifest: defaultManifest },
+  { folder: 'mmd-8step', manifest: mmd8StepManifest },
+  { folder: 'mmd-4step', manifest: mmd4StepManifest },
 ]
 
 /** The models a request may name: every one listed, the default first. */
