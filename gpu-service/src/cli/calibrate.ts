@@ -2,11 +2,10 @@
 // step count (eval/reuse-cost.ts), places every budget of N heavy calls where reuse hurts most
 // (sampler/calibrated-schedule.ts), writes the table and placements to docs/eval/reuse-cost.json, and with
 // --record stores the placements in the manifest, where `heavySchedule: {"calls": N}` finds them.
-// Exit status 2 for a bad command line, 1 for any other failure.
+// Exit status 64 (EX_USAGE) for a bad command line, 1 for any other failure.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { SingleBar } from 'cli-progress'
 import { z } from 'zod'
 import { MAX_COUNT } from '../../../shared/sampling-options.ts'
@@ -14,6 +13,7 @@ import { measureReuseCost } from '../eval/reuse-cost.ts'
 import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
 import { placeHeavyCalls, scheduleCost } from '../sampler/calibrated-schedule.ts'
 import { parseSessionConfig } from '../service/config.ts'
+import { parseFlags, runCli } from './cli-flags.ts'
 import { UsageError } from './usage-error.ts'
 
 const USAGE = `usage: npm run calibrate -- [options]
@@ -38,32 +38,20 @@ const argsSchema = z.strictObject({
   help: z.boolean().default(false),
 })
 
-function readArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      models: { type: 'string' },
-      out: { type: 'string' },
-      steps: { type: 'string' },
-      trajectories: { type: 'string' },
-      batch: { type: 'string' },
-      guidance: { type: 'string' },
-      seed: { type: 'string' },
-      record: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  })
-  const parsed = argsSchema.safeParse(values)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`)
-    throw new UsageError(lines.join('\n'))
-  }
-  return parsed.data
-}
+const FLAGS = {
+  models: { type: 'string' },
+  out: { type: 'string' },
+  steps: { type: 'string' },
+  trajectories: { type: 'string' },
+  batch: { type: 'string' },
+  guidance: { type: 'string' },
+  seed: { type: 'string' },
+  record: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
 
 async function main(argv: string[]): Promise<void> {
-  const args = readArgs(argv)
+  const args = parseFlags(argv, FLAGS, argsSchema)
   if (args.help) {
     console.log(USAGE)
     return
@@ -148,17 +136,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (
-    error instanceof UsageError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-  ) {
-    console.error(
-      `calibrate: ${(error as Error).message.replaceAll('\n', '\ncalibrate: ')}\n\n${USAGE}`,
-    )
-    process.exitCode = 2
-    return
-  }
-  console.error(`calibrate: ${(error as Error).stack ?? error}`)
-  process.exitCode = 1
-})
+runCli('calibrate', USAGE, () => main(process.argv.slice(2)))

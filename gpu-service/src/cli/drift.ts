@@ -5,7 +5,6 @@
 // any other failure.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { z } from 'zod'
 import { MAX_SEED, MAX_STEPS } from '../../../shared/sampling-options.ts'
@@ -20,9 +19,7 @@ import {
 import { renderDriftPng } from '../eval/drift-plot.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
-import { UsageError } from './usage-error.ts'
-
-const EXIT_USAGE = 64
+import { parseFlags, runCli } from './cli-flags.ts'
 
 const USAGE = `usage: npm run drift -- [options]
   --trajectories N   images followed per K, classes spread evenly (default 256)
@@ -57,36 +54,16 @@ const argsSchema = z.strictObject({
   help: z.boolean().default(false),
 })
 
-function readArgs(argv: string[]) {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    ;({ values } = parseArgs({
-      args: argv,
-      options: {
-        trajectories: { type: 'string' },
-        steps: { type: 'string' },
-        k: { type: 'string' },
-        seed: { type: 'string' },
-        models: { type: 'string' },
-        threads: { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    // node:util's message for an unknown flag, a stray argument or a missing value: its first sentence.
-    const [sentence] = (error as Error).message.split(/\.(?:\s|$)/)
-    throw new UsageError(sentence as string)
-  }
-  const parsed = argsSchema.safeParse(values)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `--${String(issue.path[0])}: ${issue.message}`)
-    throw new UsageError(lines.join('\n'))
-  }
-  return parsed.data
-}
+const FLAGS = {
+  trajectories: { type: 'string' },
+  steps: { type: 'string' },
+  k: { type: 'string' },
+  seed: { type: 'string' },
+  models: { type: 'string' },
+  threads: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
 
 /** drift.json: the figures and where they come from. */
 export interface DriftReport {
@@ -136,7 +113,7 @@ function summaryTable(intervals: readonly DriftInterval[]): string {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const args = readArgs(argv)
+  const args = parseFlags(argv, FLAGS, argsSchema)
   if (args.help) {
     console.log(USAGE)
     return
@@ -204,12 +181,4 @@ async function main(argv: string[]): Promise<void> {
   )
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    console.error(`drift: ${error.message.replaceAll('\n', '\ndrift: ')}\n\n${USAGE}`)
-    process.exitCode = EXIT_USAGE
-    return
-  }
-  console.error(`drift: ${error instanceof Error ? (error.stack ?? error.message) : error}`)
-  process.exitCode = 1
-})
+runCli('drift', USAGE, () => main(process.argv.slice(2)))

@@ -3,11 +3,11 @@
 // K = 1, 2, 4, 8 by default; a distilled model at its recommended setting, and any setting it does not
 // support is refused by flag.
 import { basename, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { MAX_COUNT } from '../../../shared/sampling-options.ts'
 import type { ClaimSettings } from '../eval/measure-claim.ts'
 import type { ModelFolder } from '../onnx/models-folder.ts'
+import { parseFlags } from './cli-flags.ts'
 import { unsupportedFlags } from './model-choice.ts'
 import { DEFAULT_MODELS_DIR } from './sample-args.ts'
 import { UsageError } from './usage-error.ts'
@@ -57,38 +57,22 @@ export type EvalArgs = z.infer<typeof argsSchema>
  * const args = readEvalArgs(['--model', 'dualrate-0123456789ab', '--seeds', '0'])
  */
 export function readEvalArgs(argv: string[]): EvalArgs {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' },
-        models: { type: 'string' },
-        out: { type: 'string' },
-        intervals: { type: 'string' },
-        seeds: { type: 'string' },
-        'samples-per-class': { type: 'string' },
-        steps: { type: 'string' },
-        guidance: { type: 'string' },
-        batch: { type: 'string' },
-        record: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
-  const { 'samples-per-class': samplesPerClass, ...rest } = values
-  const parsed = argsSchema.safeParse({ ...rest, samplesPerClass })
-  if (!parsed.success) {
-    const flag = (key: PropertyKey | undefined) =>
-      key === 'samplesPerClass' ? 'samples-per-class' : String(key)
-    const lines = parsed.error.issues.map((issue) => `--${flag(issue.path[0])}: ${issue.message}`)
-    throw new UsageError(lines.join('\n'))
-  }
-  return parsed.data
+  return parseFlags(argv, FLAGS, argsSchema)
 }
+
+const FLAGS = {
+  model: { type: 'string' },
+  models: { type: 'string' },
+  out: { type: 'string' },
+  intervals: { type: 'string' },
+  seeds: { type: 'string' },
+  'samples-per-class': { type: 'string' },
+  steps: { type: 'string' },
+  guidance: { type: 'string' },
+  batch: { type: 'string' },
+  record: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
 
 export interface EvalCommand {
   settings: ClaimSettings

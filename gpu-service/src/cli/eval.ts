@@ -20,9 +20,9 @@ import { type EvalReport, renderReport } from '../eval/report.ts'
 import { encodeGridPng } from '../image/png.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
+import { runCli } from './cli-flags.ts'
 import { readEvalArgs, resolveEvalArgs, USAGE } from './eval-args.ts'
 import { chooseModel } from './model-choice.ts'
-import { EXIT_USAGE, UsageError } from './usage-error.ts'
 
 function ratio(
   scores: IntervalScores[],
@@ -148,12 +148,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    console.error(`eval: ${error.message.replaceAll('\n', '\neval: ')}\n\n${USAGE}`)
-    process.exitCode = EXIT_USAGE
-    return
-  }
-  console.error(`eval: ${(error as Error).stack ?? error}`)
-  process.exitCode = 1
-})
+runCli('eval', USAGE, () => main(process.argv.slice(2)))

@@ -5,7 +5,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { MAX_ADAPTIVE_TOLERANCE, MAX_COUNT } from '../../../shared/sampling-options.ts'
 import { loadEvaluator } from '../eval/classifier.ts'
@@ -25,7 +24,8 @@ import { renderFrontierReport } from '../eval/frontier-report.ts'
 import { measureSchedules, type SeedScore } from '../eval/measure-claim.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
-import { EXIT_USAGE, UsageError } from './usage-error.ts'
+import { parseFlags, runCli } from './cli-flags.ts'
+import { UsageError } from './usage-error.ts'
 
 const USAGE = `usage: npm run frontier -- [options]
   --models DIR             model folder (default gpu-service/models, its default model)
@@ -70,35 +70,22 @@ const argsSchema = z.strictObject({
   help: z.boolean().default(false),
 })
 
-function readArgs(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      models: { type: 'string' },
-      out: { type: 'string' },
-      intervals: { type: 'string' },
-      tolerances: { type: 'string' },
-      seeds: { type: 'string' },
-      'samples-per-class': { type: 'string' },
-      steps: { type: 'string' },
-      guidance: { type: 'string' },
-      batch: { type: 'string' },
-      reuse: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  })
-  const { 'samples-per-class': samplesPerClass, ...rest } = values
-  const parsed = argsSchema.safeParse({ ...rest, samplesPerClass })
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `--${issue.path.join('.')}: ${issue.message}`)
-    throw new UsageError(lines.join('\n'))
-  }
-  return parsed.data
-}
+const FLAGS = {
+  models: { type: 'string' },
+  out: { type: 'string' },
+  intervals: { type: 'string' },
+  tolerances: { type: 'string' },
+  seeds: { type: 'string' },
+  'samples-per-class': { type: 'string' },
+  steps: { type: 'string' },
+  guidance: { type: 'string' },
+  batch: { type: 'string' },
+  reuse: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
 
 async function main(argv: string[]): Promise<void> {
-  const args = readArgs(argv)
+  const args = parseFlags(argv, FLAGS, argsSchema)
   if (args.help) {
     console.log(USAGE)
     return
@@ -181,17 +168,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (
-    error instanceof UsageError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-  ) {
-    console.error(
-      `frontier: ${(error as Error).message.replaceAll('\n', '\nfrontier: ')}\n\n${USAGE}`,
-    )
-    process.exitCode = EXIT_USAGE
-    return
-  }
-  console.error(`frontier: ${(error as Error).stack ?? error}`)
-  process.exitCode = 1
-})
+runCli('frontier', USAGE, () => main(process.argv.slice(2)))
