@@ -3,11 +3,12 @@ import manifest from '../../gpu-service/models/manifest.json' with { type: 'json
 import { call } from './helpers/api.ts'
 
 describe('GET /v1/models', () => {
-  it('lists the model from the manifest with its classes, defaults and limits', async () => {
+  it('lists the default model from the manifest first, with its classes, defaults and limits', async () => {
     const response = await call('/v1/models')
     expect(response.status).toBe(200)
     const { data } = (await response.json()) as { data: Record<string, unknown>[] }
-    expect(data).toHaveLength(1)
+    // The default model, then the committed few-step students (test/edge/models covers the list).
+    expect(data.map((model) => model.default)).toEqual([true, false, false])
     expect(data[0]).toMatchObject({
       id: manifest.modelId,
       image: { channels: 1, height: 28, width: 28 },
