@@ -2,7 +2,7 @@
 import { createMiddleware } from 'hono/factory'
 import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import type { AppEnv } from '../http/app-env.ts'
-import { ApiError } from '../http/problem.ts'
+import { ApiError } from '../problems/api-error.ts'
 import { findApiKey } from './api-key.ts'
 
 const BEARER = /^Bearer +([^\s]+) *$/i

@@ -3,8 +3,8 @@ import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
 import { PROBLEM_TYPES } from '../../../shared/problem.ts'
 import { readConfig } from '../env.ts'
+import { ApiError } from '../problems/api-error.ts'
 import type { AppEnv } from './app-env.ts'
-import { ApiError } from './problem.ts'
 
 /**
  * Limits the body to MAX_BODY_BYTES (default 16 KiB; a generation request is well under 1 KiB).

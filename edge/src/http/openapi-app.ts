@@ -2,8 +2,8 @@
 // input with the same 400 problem listing each invalid field.
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { PROBLEM_CONTENT_TYPE, problemSchema } from '../../../shared/problem.ts'
+import { fieldErrors, invalidRequest } from '../problems/api-error.ts'
 import type { AppEnv } from './app-env.ts'
-import { fieldErrors, invalidRequest } from './problem.ts'
 
 /** A sub-app whose request validation failures become `invalidRequest` problems. */
 export function createApiApp() {

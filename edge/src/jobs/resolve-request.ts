@@ -6,8 +6,8 @@ import type { GenerationRequest, Model } from '../../../shared/generation-api.ts
 import { unsupportedOptions } from '../../../shared/model-support.ts'
 import { type RunRequest, runRequestSchema } from '../../../shared/run-protocol.ts'
 import { MAX_SEED } from '../../../shared/sampling-options.ts'
-import { fieldErrors, invalidRequest } from '../http/problem.ts'
 import type { ModelCatalog } from '../models/catalog.ts'
+import { fieldErrors, invalidRequest } from '../problems/api-error.ts'
 
 /** A uniformly drawn seed in [0, MAX_SEED]. */
 export function drawSeed(): number {

@@ -2,7 +2,7 @@
 // responses are immutable with a strong ETag, and If-None-Match answers 304.
 import { createRoute, z } from '@hono/zod-openapi'
 import { createApiApp, problemResponseDoc } from '../http/openapi-app.ts'
-import { notFound } from '../http/problem.ts'
+import { notFound } from '../problems/api-error.ts'
 import { imageObjectKey, parseImageName } from '../results/result-store.ts'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
