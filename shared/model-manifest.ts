@@ -158,6 +158,14 @@ export const manifestSchema = z
     }
   })
 
+/** Heavy steps of one run: sorted, distinct, from step 0, each below `steps`. */
+function isPlacement(placement: readonly number[], steps: number): boolean {
+  return (
+    placement[0] === 0 &&
+    placement.every((step, i) => step < steps && (i === 0 || step > (placement[i - 1] ?? -1)))
+  )
+}
+
 /** A student's declared support must include its own recommended setting, with valid placements. */
 function checkSupports(
   manifest: { recommended: { steps: number; heavyEvery: number; guidance: number } },
@@ -174,10 +182,7 @@ function checkSupports(
       })
     }
     placements.forEach((placement, index) => {
-      const valid =
-        placement[0] === 0 &&
-        placement.every((step, i) => step < steps && (i === 0 || step > (placement[i - 1] ?? -1)))
-      if (!valid) {
+      if (!isPlacement(placement, steps)) {
         ctx.addIssue({
           code: 'custom',
           path: ['supports', 'heavySteps', key, index],
@@ -218,11 +223,7 @@ function checkPlacements(table: Record<string, number[][]>, ctx: z.RefinementCtx
       })
     }
     placements.forEach((placement, index) => {
-      const valid =
-        placement.length === index + 1 &&
-        placement[0] === 0 &&
-        placement.every((step, i) => step < steps && (i === 0 || step > (placement[i - 1] ?? -1)))
-      if (!valid) {
+      if (placement.length !== index + 1 || !isPlacement(placement, steps)) {
         ctx.addIssue({
           code: 'custom',
           path: ['heavyPlacements', key, index],
