@@ -1,7 +1,8 @@
 // `npm run calibrate`: measures what reusing stale features costs at each step of the model's recommended
-// step count (eval/reuse-cost.ts), places every budget of N heavy calls where reuse hurts most
-// (sampler/calibrated-schedule.ts), writes the table and placements to docs/eval/reuse-cost.json, and with
-// --record stores the placements in the manifest, where `heavySchedule: {"calls": N}` finds them.
+// step count (eval/reuse-cost.ts) and how far a step's error carries to the final image
+// (eval/propagation-gain.ts), places every budget of N heavy calls where reuse hurts the image most
+// (sampler/calibrated-schedule.ts), writes the table, gains and placements to docs/eval/reuse-cost.json,
+// and with --record stores the placements in the manifest, where `heavySchedule: {"calls": N}` finds them.
 // Exit status 64 (EX_USAGE) for a bad command line, 1 for any other failure.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
@@ -9,7 +10,8 @@ import { join } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import { z } from 'zod'
 import { MAX_COUNT } from '../../../shared/sampling-options.ts'
-import { measureReuseCost } from '../eval/reuse-cost.ts'
+import { measurePropagationGain } from '../eval/propagation-gain.ts'
+import { measureReuseCost, type ReuseCostTable } from '../eval/reuse-cost.ts'
 import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
 import { placeHeavyCalls, scheduleCost } from '../sampler/calibrated-schedule.ts'
 import { parseSessionConfig } from '../service/config.ts'
@@ -24,6 +26,10 @@ const USAGE = `usage: npm run calibrate -- [options]
   --batch N             images per sampler call (default 32)
   --guidance W          classifier-free guidance (default: manifest.recommended.guidance)
   --seed N              seed of the trajectories (default 0)
+  --gain-trajectories N trajectories for the propagation gain (default 128)
+  --probe-age N         age of the stale features injected to measure the gain (default 4)
+  --table FILE          take the reuse-cost table from an earlier reuse-cost.json of the same model,
+                        steps, guidance and seed instead of measuring it again (it is deterministic)
   --record              store the placements in the manifest (heavyPlacements)`
 
 const argsSchema = z.strictObject({
@@ -34,6 +40,9 @@ const argsSchema = z.strictObject({
   batch: z.coerce.number().int().min(1).max(MAX_COUNT).default(32),
   guidance: z.coerce.number().min(0).max(20).optional(),
   seed: z.coerce.number().int().min(0).default(0),
+  gainTrajectories: z.coerce.number().int().min(1).default(128),
+  probeAge: z.coerce.number().int().min(1).default(4),
+  table: z.string().optional(),
   record: z.boolean().default(false),
   help: z.boolean().default(false),
 })
@@ -46,6 +55,9 @@ const FLAGS = {
   batch: { type: 'string' },
   guidance: { type: 'string' },
   seed: { type: 'string' },
+  'gain-trajectories': { type: 'string' },
+  'probe-age': { type: 'string' },
+  table: { type: 'string' },
   record: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -68,23 +80,30 @@ async function main(argv: string[]): Promise<void> {
     const steps = args.steps ?? manifest.recommended.steps
     const guidance = args.guidance ?? manifest.recommended.guidance
     const started = performance.now()
-    const bar = new SingleBar({ format: 'calibrate [{bar}] {value}/{total} trajectories | {eta}s' })
-    bar.start(args.trajectories, 0)
-    const table = await measureReuseCost(
-      pair.models,
-      manifest,
-      {
-        steps,
-        trajectories: args.trajectories,
-        batch: args.batch,
-        guidance,
-        seed: args.seed,
-        maxAge: steps - 1,
-      },
-      (done) => bar.update(done),
+    const measured = {
+      steps,
+      trajectories: args.trajectories,
+      batch: args.batch,
+      guidance,
+      seed: args.seed,
+    }
+    const table = args.table
+      ? await earlierTable(args.table, manifest.modelId, measured)
+      : await withProgress('reuse cost', args.trajectories, (onBatch) =>
+          measureReuseCost(pair.models, manifest, { ...measured, maxAge: steps - 1 }, onBatch),
+        )
+    const propagation = await withProgress('propagation gain', args.gainTrajectories, (onBatch) =>
+      measurePropagationGain(
+        pair.models,
+        manifest,
+        { ...measured, trajectories: args.gainTrajectories, probeAge: args.probeAge },
+        onBatch,
+      ),
     )
-    bar.stop()
-    const cost = (step: number, age: number) => table.stateRms.mean[step]?.[age - 1] ?? 0
+    // What a stale step costs the image: its shift of x_tNext, times how much of a shift at that step
+    // reaches the final image.
+    const cost = (step: number, age: number) =>
+      (propagation.gain[step] ?? 0) * (table.stateRms.mean[step]?.[age - 1] ?? 0)
     const placements = Array.from({ length: steps }, (_, i) => placeHeavyCalls(cost, steps, i + 1))
     const uniform = (every: number) =>
       Array.from({ length: Math.ceil(steps / every) }, (_, i) => i * every)
@@ -106,11 +125,20 @@ async function main(argv: string[]): Promise<void> {
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, onnxruntime-node ${session.device}`,
       seconds: (performance.now() - started) / 1000,
       command: ['npm run calibrate', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
-      settings: { steps, guidance, trajectories: args.trajectories, seed: args.seed },
+      settings: {
+        steps,
+        guidance,
+        trajectories: args.trajectories,
+        seed: args.seed,
+        gainTrajectories: args.gainTrajectories,
+        probeAge: args.probeAge,
+      },
+      tableFrom: args.table ?? null,
       costMetric:
-        'RMS per pixel of the DDPM posterior mean of x_tNext with stale minus fresh features',
+        'propagation gain of the step (RMS change of the final image over the RMS shift of x_tNext) x RMS per pixel of the DDPM posterior mean of x_tNext with stale minus fresh features',
       comparison,
       placements,
+      propagation,
       table,
     }
     await mkdir(args.out, { recursive: true })
@@ -134,6 +162,47 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     await pair.release()
   }
+}
+
+/** Runs a measurement behind a progress bar counting trajectories. */
+async function withProgress<T>(
+  name: string,
+  total: number,
+  measure: (onBatch: (done: number) => void) => Promise<T>,
+): Promise<T> {
+  const bar = new SingleBar({ format: `${name} [{bar}] {value}/{total} trajectories | {eta}s` })
+  bar.start(total, 0)
+  try {
+    return await measure((done) => bar.update(done))
+  } finally {
+    bar.stop()
+  }
+}
+
+/** The table of an earlier run, refused unless it was measured under the same conditions. */
+async function earlierTable(
+  file: string,
+  modelId: string,
+  expected: { steps: number; trajectories: number; guidance: number; seed: number },
+): Promise<ReuseCostTable> {
+  const earlier = JSON.parse(await readFile(file, 'utf8')) as {
+    modelId: string
+    settings: { steps: number; trajectories: number; guidance: number; seed: number }
+    table: ReuseCostTable
+  }
+  const { settings } = earlier
+  const same =
+    earlier.modelId === modelId &&
+    settings.steps === expected.steps &&
+    settings.trajectories === expected.trajectories &&
+    settings.guidance === expected.guidance &&
+    settings.seed === expected.seed
+  if (!same) {
+    throw new UsageError(
+      `--table: ${file} was measured for ${earlier.modelId}, ${JSON.stringify(settings)}; this run is ${modelId}, ${JSON.stringify(expected)}`,
+    )
+  }
+  return earlier.table
 }
 
 runCli('calibrate', USAGE, () => main(process.argv.slice(2)))

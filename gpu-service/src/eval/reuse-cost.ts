@@ -50,27 +50,12 @@ export async function measureReuseCost<Features>(
   settings: ReuseCostSettings,
   onBatch?: (done: number, total: number) => void,
 ): Promise<ReuseCostTable> {
-  const { steps, trajectories, batch, guidance, seed } = settings
+  const { steps, trajectories } = settings
   const maxAge = Math.min(settings.maxAge, steps - 1)
   const state = new Moments(steps, maxAge)
   const x0 = new Moments(steps, maxAge)
-  const classes = manifest.classes.length
-  const jobs: SamplingOptions[] = []
-  for (let classIndex = 0, left = trajectories; left > 0; classIndex = (classIndex + 1) % classes) {
-    const perClass = Math.ceil(trajectories / classes)
-    const count = Math.min(batch, perClass, left)
-    jobs.push({
-      classIndex,
-      count,
-      steps,
-      heavySchedule: { every: 1 },
-      guidance,
-      seed: seed * 1_000_003 + jobs.length,
-    })
-    left -= count
-  }
   let done = 0
-  for (const options of jobs) {
+  for (const options of referenceJobs(settings, manifest.classes.length)) {
     const measuring = measuringModels(models, manifest, options, maxAge, (step, age, diff) => {
       state.add(step, age, diff.stateRms)
       x0.add(step, age, diff.x0RelL2)
@@ -86,6 +71,35 @@ export async function measureReuseCost<Features>(
     stateRms: state.summary(),
     x0RelL2: x0.summary(),
   }
+}
+
+/**
+ * The K = 1 reference runs a calibration measures along: `trajectories` images in sampler calls of at most
+ * `batch`, spread evenly over the classes, each call with its own seed.
+ *
+ * @example
+ * referenceJobs({ steps: 50, trajectories: 4, batch: 2, guidance: 1, seed: 0 }, 10).length // 4
+ */
+export function referenceJobs(
+  settings: { steps: number; trajectories: number; batch: number; guidance: number; seed: number },
+  classes: number,
+): SamplingOptions[] {
+  const { steps, trajectories, batch, guidance, seed } = settings
+  const jobs: SamplingOptions[] = []
+  const perClass = Math.ceil(trajectories / classes)
+  for (let classIndex = 0, left = trajectories; left > 0; classIndex = (classIndex + 1) % classes) {
+    const count = Math.min(batch, perClass, left)
+    jobs.push({
+      classIndex,
+      count,
+      steps,
+      heavySchedule: { every: 1 },
+      guidance,
+      seed: seed * 1_000_003 + jobs.length,
+    })
+    left -= count
+  }
+  return jobs
 }
 
 interface StepDifference {
