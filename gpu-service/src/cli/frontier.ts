@@ -13,10 +13,12 @@ import { gaussianStats } from '../eval/frechet-distance.ts'
 import {
   cheapestWithin,
   compareBudgets,
+  type EarlierFrontier,
   type EvalResults,
   type FrontierPoint,
   frontierPoint,
   frontierSettings,
+  keptScores,
   reusableScores,
 } from '../eval/frontier.ts'
 import { renderFrontierPng } from '../eval/frontier-plot.ts'
@@ -40,7 +42,10 @@ const USAGE = `usage: npm run frontier -- [options]
   --batch N                images per sampler call (default 50)
   --reuse FILE             take the uniform points an npm run eval report (results.json) already scored
                            under the same model, seeds, samples, steps and guidance, instead of sampling
-                           them again (the sampler is deterministic: same images, same scores)`
+                           them again (the sampler is deterministic: same images, same scores)
+  --keep FILE              keep the points an earlier frontier.json measured under the same conditions:
+                           uniform and adaptive ones, and calibrated ones whose placement is unchanged
+                           (after npm run calibrate -- --record, only the moved placements are sampled)`
 
 const intList = z
   .string()
@@ -67,6 +72,7 @@ const argsSchema = z.strictObject({
   guidance: z.coerce.number().min(0).max(20).optional(),
   batch: z.coerce.number().int().min(1).max(MAX_COUNT).default(50),
   reuse: z.string().optional(),
+  keep: z.string().optional(),
   help: z.boolean().default(false),
 })
 
@@ -81,6 +87,7 @@ const FLAGS = {
   guidance: { type: 'string' },
   batch: { type: 'string' },
   reuse: { type: 'string' },
+  keep: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -97,7 +104,8 @@ async function main(argv: string[]): Promise<void> {
     const { manifest } = pair
     const steps = args.steps ?? manifest.recommended.steps
     const guidance = args.guidance ?? manifest.recommended.guidance
-    if (!manifest.heavyPlacements?.[String(steps)]) {
+    const placements = manifest.heavyPlacements?.[String(steps)]
+    if (!placements) {
       throw new UsageError(
         `--steps: ${manifest.modelId} has no calibrated placements for ${steps} steps; run npm run calibrate -- --steps ${steps} --record first`,
       )
@@ -122,7 +130,17 @@ async function main(argv: string[]): Promise<void> {
         )
       : new Map<string, never>()
     if (reused.size > 0) console.log(`reusing ${[...reused.keys()].join(', ')} from ${args.reuse}`)
-    const toMeasure = settings.filter((setting) => !reused.has(setting.name))
+    const earlier = args.keep
+      ? (JSON.parse(await readFile(args.keep, 'utf8')) as EarlierFrontier)
+      : null
+    const kept = earlier
+      ? keptScores(earlier, settings, measure, manifest.modelId, placements)
+      : new Map<string, never>()
+    for (const name of reused.keys()) kept.delete(name)
+    if (kept.size > 0) console.log(`keeping ${[...kept.keys()].join(', ')} from ${args.keep}`)
+    const toMeasure = settings.filter(
+      (setting) => !reused.has(setting.name) && !kept.has(setting.name),
+    )
     const started = performance.now()
     const scores = await measureSchedules(
       pair.models,
@@ -137,7 +155,12 @@ async function main(argv: string[]): Promise<void> {
     const points: FrontierPoint[] = settings.map((setting) =>
       frontierPoint(
         setting,
-        reused.get(setting.name) ?? (measured.get(setting.name) as SeedScore[]),
+        reused.get(setting.name) ??
+          kept.get(setting.name) ??
+          (measured.get(setting.name) as SeedScore[]),
+        setting.family === 'calibrated'
+          ? placements[(setting.plannedCalls as number) - 1]
+          : undefined,
       ),
     )
     const budgets = compareBudgets(points)
@@ -151,6 +174,15 @@ async function main(argv: string[]): Promise<void> {
       settings: measure,
       recommended: manifest.recommended,
       reused: args.reuse ? { from: args.reuse, points: [...reused.keys()] } : null,
+      kept:
+        args.keep && earlier
+          ? {
+              from: args.keep,
+              date: earlier.date,
+              command: earlier.command,
+              points: [...kept.keys()],
+            }
+          : null,
       points,
       budgets,
       cheapestWithin5Percent: cheapest?.name ?? null,

@@ -10,6 +10,8 @@ export interface FrontierReport {
   command: string
   /** Points taken from an earlier `npm run eval` report rather than sampled again. */
   reused: { from: string; points: string[] } | null
+  /** Points kept from an earlier `npm run frontier` report (when it was measured, and its command). */
+  kept: { from: string; date: string; command: string; points: string[] } | null
   settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
   recommended: { steps: number; heavyEvery: number; guidance: number }
   points: FrontierPoint[]
@@ -61,6 +63,12 @@ folder). Measured on ${report.machine}, ${report.date.slice(0, 10)}, in ${(repor
       ? `\nThe points ${report.reused.points.join(', ')} are the scores \`npm run eval\` recorded in \`${report.reused.from}\`
 under the same model, seeds, samples, steps and guidance (the sampler is deterministic, so sampling them
 again gives the same images); their wall times are from that run.`
+      : ''
+  }${
+    report.kept && report.kept.points.length > 0
+      ? `\nThe points ${report.kept.points.join(', ')} were measured on ${report.kept.date.slice(0, 10)} by
+\`${report.kept.command}\` and kept from \`${report.kept.from}\` (same model, seeds, samples, steps and
+guidance; a calibrated point only where its placement is unchanged); the minutes above are the rest.`
       : ''
   }
 

@@ -66,14 +66,21 @@ export interface FrontierPoint {
   fd: Summary
   classAccuracy: Summary
   wallMsPerImage: Summary
+  /** A calibrated point's heavy steps: a later calibration that moves them makes the point stale. */
+  placement?: number[]
 }
 
-/** One measured setting, summarised over its seeds. */
-export function frontierPoint(setting: FrontierSetting, seeds: SeedScore[]): FrontierPoint {
+/** One measured setting, summarised over its seeds (a calibrated one with the placement it ran). */
+export function frontierPoint(
+  setting: FrontierSetting,
+  seeds: SeedScore[],
+  placement?: readonly number[],
+): FrontierPoint {
   return {
     family: setting.family,
     name: setting.name,
     heavySchedule: setting.heavySchedule,
+    ...(placement ? { placement: [...placement] } : {}),
     seeds,
     heavyCalls: summarize(seeds.map((s) => s.heavyCallsPerImage)),
     gmacsPerImage: summarize(seeds.map((s) => s.macsPerImage / 1e9)),
@@ -178,4 +185,49 @@ export function reusableScores(
     if (found) reused.set(setting.name, found.seeds)
   }
   return reused
+}
+
+/** The parts of an earlier `npm run frontier` report (docs/eval/frontier.json) a frontier can keep. */
+export interface EarlierFrontier {
+  modelId: string
+  date: string
+  command: string
+  settings: EvalResults['settings']
+  points: Pick<FrontierPoint, 'family' | 'name' | 'seeds' | 'placement'>[]
+}
+
+/**
+ * The points an earlier frontier measured under exactly these conditions, by setting name: uniform and
+ * adaptive points (they do not depend on calibration), and calibrated points only where the earlier run
+ * recorded the same placement as the manifest's now. After a new calibration, only the calibrated
+ * points it moved need sampling again.
+ *
+ * @example
+ * keptScores(earlier, settings, measure, manifest.modelId, manifest.heavyPlacements['50'])
+ */
+export function keptScores(
+  earlier: EarlierFrontier,
+  settings: readonly FrontierSetting[],
+  measure: EvalResults['settings'],
+  modelId: string,
+  placements: readonly (readonly number[])[],
+): Map<string, SeedScore[]> {
+  const kept = new Map<string, SeedScore[]>()
+  const same =
+    earlier.modelId === modelId &&
+    earlier.settings.seeds.join() === measure.seeds.join() &&
+    earlier.settings.samplesPerClass === measure.samplesPerClass &&
+    earlier.settings.steps === measure.steps &&
+    earlier.settings.guidance === measure.guidance
+  if (!same) return kept
+  for (const setting of settings) {
+    const point = earlier.points.find((p) => p.name === setting.name && p.family === setting.family)
+    if (!point) continue
+    if (setting.family === 'calibrated') {
+      const calls = setting.plannedCalls as number
+      if (point.placement?.join() !== placements[calls - 1]?.join()) continue
+    }
+    kept.set(setting.name, point.seeds)
+  }
+  return kept
 }

@@ -4,6 +4,7 @@ import {
   compareBudgets,
   frontierPoint,
   frontierSettings,
+  keptScores,
   reusableScores,
 } from '../../../gpu-service/src/eval/frontier.ts'
 import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
@@ -65,6 +66,12 @@ describe('compareBudgets and cheapestWithin', () => {
       seconds: 60,
       command: 'npm run frontier',
       reused: { from: 'docs/eval/results.json', points: ['every 1'] },
+      kept: {
+        from: 'docs/eval/frontier.json',
+        date: '2026-11-30T00:00:00Z',
+        command: 'npm run frontier -- --reuse docs/eval/results.json',
+        points: ['every 16'],
+      },
       settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
       recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
       points,
@@ -74,6 +81,7 @@ describe('compareBudgets and cheapestWithin', () => {
     expect(page).toContain('At least as good at every budget: **no**')
     expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | no |')
     expect(page).toContain('The points every 1 are the scores `npm run eval` recorded')
+    expect(page).toContain('The points every 16 were measured on 2026-11-30 by')
   })
 
   it('reuses the uniform points an eval report scored under the same conditions, and no others', () => {
@@ -89,5 +97,34 @@ describe('compareBudgets and cheapestWithin', () => {
       reusableScores(results, settings, { ...measure, seeds: [0] }, 'dualrate-000000000000').size,
     ).toBe(0)
     expect(reusableScores(results, settings, measure, 'dualrate-111111111111').size).toBe(0)
+  })
+
+  it("keeps an earlier frontier's points, a calibrated one only while its placement is unchanged", () => {
+    const placements = Array.from({ length: 50 }, (_, i) =>
+      Array.from({ length: i + 1 }, (_, j) => j),
+    )
+    const earlier = {
+      modelId: 'dualrate-000000000000',
+      date: '2026-11-30T00:00:00Z',
+      command: 'npm run frontier',
+      settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
+      points: [
+        frontierPoint(k16 as never, [seed(5.0, 4, 2.1)]),
+        frontierPoint(c7 as never, [seed(4.1, 7, 3.1)], placements[6]),
+        frontierPoint(c4 as never, [seed(5.2, 4, 2.1)], [0, 15, 32, 44]),
+      ],
+    }
+    const measure = { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 }
+    const kept = keptScores(earlier, settings, measure, 'dualrate-000000000000', placements)
+    expect([...kept.keys()]).toEqual(['every 16', '7 calibrated'])
+    expect(
+      keptScores(
+        earlier,
+        settings,
+        { ...measure, guidance: 2 },
+        'dualrate-000000000000',
+        placements,
+      ).size,
+    ).toBe(0)
   })
 })
