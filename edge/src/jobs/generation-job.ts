@@ -11,7 +11,13 @@ import type { RunEvent, RunRequest } from '../../../shared/run-protocol.ts'
 import { BackendFailure, cancelRun } from '../backends/backend-client.ts'
 import { type ResultEvent, runWithFailover } from '../backends/failover.ts'
 import { type Env, readConfig } from '../env.ts'
-import { findResult, imageUrls, saveResult } from '../results/result-store.ts'
+import {
+  findResult,
+  imageUrls,
+  type ResultRecord,
+  saveImages,
+  saveRecord,
+} from '../results/result-store.ts'
 import { WebhookOutbox } from '../webhooks/outbox.ts'
 import { webhookMessage } from '../webhooks/webhook-message.ts'
 import { EventLog, type LoggedEvent } from './event-log.ts'
@@ -48,10 +54,16 @@ export interface SubmitInput {
   webhook?: { url: string; secret: string }
   /** The stored result the route found for this key (a cache hit): the job answers from it. */
   stored?: { timings: RunTimings; createdAt: string }
+  /**
+   * `Prefer: wait`: the answer waits until the job has ended for this owner or this many ms have
+   * passed (one call instead of submit, then waitForCompletion).
+   */
+  waitMs?: number
 }
 
 export type SubmitResult =
-  | { kind: 'joined'; view: JobView }
+  /** `alreadyEnded`: the job had ended before this owner joined, so no run holds its slot. */
+  | { kind: 'joined'; view: JobView; alreadyEnded: boolean }
   /** Refused: the job has as many active owners, or pending webhook endpoints, as it may. */
   | { kind: 'busy'; reason: 'owners' | 'webhooks' }
 
@@ -64,6 +76,13 @@ export class GenerationJob extends DurableObject<Env> {
   #execution: AbortController | null = null
   /** Storing a result and ending the job as succeeded: a cancel or a deadline waits for it. */
   #storing: Promise<void> | null = null
+  /**
+   * Writing the record that makes a stored result findable, which the job does not wait for before it
+   * says succeeded (its images are stored by then); a submit waits for it before it looks the result up.
+   */
+  #recording: Promise<void> | null = null
+  /** The tables exist (created by this instance's first submit). */
+  #schemaReady = false
   readonly #waiters = new Set<() => void>()
   /** Set when the stored row fails its schema: every call throws it rather than guess. */
   #corrupt: Error | null = null
@@ -107,13 +126,19 @@ export class GenerationJob extends DurableObject<Env> {
   async submit(input: SubmitInput): Promise<SubmitResult> {
     this.#assertIntact()
     this.#createSchema()
-    // The one await before deciding: whether a succeeded run's result is still stored.
+    // The one await before deciding: whether a succeeded run's result is still stored (its record
+    // may still be on its way from this object).
+    if (input.stored === undefined && this.#state?.status === 'succeeded' && this.#recording) {
+      await this.#recording
+    }
     const resultStored =
       input.stored !== undefined ||
       (this.#state?.status === 'succeeded' &&
         (await findResult(this.env.RESULTS, input.key)) !== null)
     const now = Date.now()
     let state = this.#state
+    const alreadyEnded =
+      state !== null && isTerminalStatus(state.status) && !startsNewRun(state.status, resultStored)
     if (state && !makeRoomForOwner(state, input.owner)) {
       return { kind: 'busy', reason: 'owners' }
     }
@@ -151,7 +176,12 @@ export class GenerationJob extends DurableObject<Env> {
     } else {
       this.#joinEnded(state, input, now)
     }
-    return { kind: 'joined', view: viewFor(state, input.owner) as JobView }
+    const view = viewFor(state, input.owner) as JobView
+    if (input.waitMs === undefined || isTerminalStatus(view.status)) {
+      return { kind: 'joined', view, alreadyEnded }
+    }
+    const waited = await this.waitForCompletion(input.owner, input.waitMs)
+    return { kind: 'joined', view: waited ?? view, alreadyEnded }
   }
 
   /** The job as `owner` sees it, or null when that key is not an owner (or there is no job). */
@@ -259,6 +289,18 @@ export class GenerationJob extends DurableObject<Env> {
   /** `input.owner` joins a run that has ended: its view is that ending, its webhook is sent now. */
   #joinEnded(state: JobState, input: SubmitInput, now: number): void {
     const endEventId = state.endEventId ?? state.firstEventId
+    const known = state.owners[input.owner]
+    // The same key asking again for an ending it already has: nothing to store, no write to wait for.
+    if (
+      !input.webhook &&
+      known &&
+      !known.attached &&
+      known.fromEventId === state.firstEventId &&
+      known.outcome?.eventId === endEventId &&
+      known.outcome.status === state.status
+    ) {
+      return
+    }
     state.owners[input.owner] = {
       joinedAt: now,
       fromEventId: state.firstEventId,
@@ -417,34 +459,58 @@ export class GenerationJob extends DurableObject<Env> {
     }
   }
 
-  /** Stores the images, then ends the job as succeeded: one step, so nothing can end it in between. */
+  /**
+   * Stores the images, then ends the job as succeeded: one step, so nothing can end it in between.
+   * The result's record follows the images but is not waited for: `succeeded` needs the images stored
+   * (its URLs must work), while the record only lets later requests find the result without this
+   * object, which answers for it meanwhile (submit waits for #recording). A record that is never
+   * written (a failed put, an object lost before it) makes the next identical request run again, to
+   * the same pixels.
+   */
   async #storeAndSucceed(state: JobState, result: ResultEvent): Promise<void> {
     const images = result.images.map((base64) =>
       Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)),
     )
     await this.storeResult(state, result, images)
+    this.#recordResult({
+      key: state.key,
+      modelId: state.modelId,
+      count: images.length,
+      timings: result.timings,
+      createdAt: new Date().toISOString(),
+    })
     if (this.#state !== state || isTerminalStatus(state.status)) return
     state.timings = result.timings
     await this.#finish('succeeded')
   }
 
-  /** Writes a result to R2 (a method of its own so tests can hold it to interleave a cancel). */
+  /** Writes a result's images to R2 (a method of its own so tests can hold it to interleave a cancel). */
   protected async storeResult(
     state: JobState,
-    result: ResultEvent,
+    _result: ResultEvent,
     images: Uint8Array[],
   ): Promise<void> {
-    await saveResult(
-      this.env.RESULTS,
-      {
-        key: state.key,
-        modelId: state.modelId,
-        count: images.length,
-        timings: result.timings,
-        createdAt: new Date().toISOString(),
-      },
-      images,
-    )
+    await saveImages(this.env.RESULTS, state.key, images)
+  }
+
+  /** Writes the record of a result whose images are stored, in the background (see #storeAndSucceed). */
+  #recordResult(record: ResultRecord): void {
+    const recording = saveRecord(this.env.RESULTS, record)
+      .catch((error: unknown) => {
+        const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+        console.error(
+          JSON.stringify({
+            level: 'error',
+            msg: 'result record not stored',
+            key: record.key,
+            reason,
+          }),
+        )
+      })
+      .finally(() => {
+        if (this.#recording === recording) this.#recording = null
+      })
+    this.#recording = recording
   }
 
   #onBackendEvent(state: JobState, event: RunEvent): void {
@@ -575,6 +641,8 @@ export class GenerationJob extends DurableObject<Env> {
   }
 
   #createSchema(): void {
+    if (this.#schemaReady) return
+    this.#schemaReady = true
     const sql = this.ctx.storage.sql
     sql.exec(
       'CREATE TABLE IF NOT EXISTS job (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL)',

@@ -33,19 +33,23 @@ export function parseImageName(name: string): { key: string; index: number } | n
   return { key: match[1], index: match[2] === undefined ? 0 : Number(match[2]) }
 }
 
-/** Stores the images, then the record that makes them visible. */
-export async function saveResult(
-  bucket: R2Bucket,
-  record: ResultRecord,
-  images: Uint8Array[],
-): Promise<void> {
+/**
+ * Stores a result's images. Its record (saveRecord) must follow, and only once this has resolved.
+ *
+ * @example
+ * await saveImages(env.RESULTS, key, pngs)
+ * await saveRecord(env.RESULTS, { key, modelId, count: pngs.length, timings, createdAt })
+ */
+export async function saveImages(bucket: R2Bucket, key: string, images: Uint8Array[]) {
   await Promise.all(
     images.map((png, index) =>
-      bucket.put(imageObjectKey(record.key, index), png, {
-        httpMetadata: { contentType: 'image/png' },
-      }),
+      bucket.put(imageObjectKey(key, index), png, { httpMetadata: { contentType: 'image/png' } }),
     ),
   )
+}
+
+/** Stores the record that makes a result's images visible (findResult); after saveImages only. */
+export async function saveRecord(bucket: R2Bucket, record: ResultRecord): Promise<void> {
   await bucket.put(recordObjectKey(record.key), JSON.stringify(record), {
     httpMetadata: { contentType: 'application/json' },
   })

@@ -224,25 +224,21 @@ generations.openapi(createGeneration, async (c) => {
     ttlMs: config.jobTimeoutMs + 60_000,
   })
   if (!slot.acquired) throw quotaExceeded(apiKey, slot)
-  const joined = (await job.submit(input)) as SubmitResult
+  // With Prefer: wait, the job holds its answer until it ends: one call to the object, not two.
+  const wait = parsePreferWait(headers.prefer)
+  if (wait !== null) c.header('preference-applied', `wait=${wait}`)
+  const joined = (await job.submit(
+    wait === null ? input : { ...input, waitMs: wait * 1000 },
+  )) as SubmitResult
   if (joined.kind === 'busy') {
     await quota.releaseJob(key)
     throw busy(joined.reason)
   }
-  let view = joined.view
   // Joined a job that had already ended (a race with its result becoming visible): no slot held.
-  if (isTerminalStatus(view.status)) await quota.releaseJob(key)
-
-  const wait = parsePreferWait(headers.prefer)
-  if (wait !== null) {
-    c.header('preference-applied', `wait=${wait}`)
-    if (!isTerminalStatus(view.status)) {
-      view = (await job.waitForCompletion(apiKey.id, wait * 1000)) ?? view
-    }
-  }
-  const generation = toGeneration(view)
+  if (joined.alreadyEnded) await quota.releaseJob(key)
+  const generation = toGeneration(joined.view)
   c.header('location', generation.urls.self)
-  return isTerminalStatus(view.status) ? c.json(generation, 200) : c.json(generation, 202)
+  return isTerminalStatus(joined.view.status) ? c.json(generation, 200) : c.json(generation, 202)
 })
 
 // GET, events and cancel answer the same 404 to a key that is not an owner as to an unknown id, so a
