@@ -36,6 +36,35 @@ async function holdResultStore(stub: DurableObjectStub<GenerationJob>) {
   return gate
 }
 
+/** A gate in front of the job's write of a result record (results/<key>/result.json) in R2. */
+async function holdResultRecord(stub: DurableObjectStub<GenerationJob>) {
+  let open: () => void = () => {}
+  const released = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  const gate = { entered: false, open }
+  await runInDurableObject(stub, (instance) => {
+    const job = instance as unknown as { env: { RESULTS: R2Bucket } }
+    const bucket = job.env.RESULTS
+    job.env = {
+      ...job.env,
+      RESULTS: new Proxy(bucket, {
+        get(target, name) {
+          if (name !== 'put') return Reflect.get(target, name).bind(target)
+          return async (key: string, ...rest: Parameters<R2Bucket['put']>[1][]) => {
+            if (key.endsWith('/result.json')) {
+              gate.entered = true
+              await released
+            }
+            return target.put(key, ...(rest as [Parameters<R2Bucket['put']>[1]]))
+          }
+        },
+      }),
+    }
+  })
+  return gate
+}
+
 const getJob = async (authorization: string, id: string) =>
   (await (await call(`/v1/generations/${id}`, { headers: { authorization } })).json()) as Job
 
@@ -95,6 +124,29 @@ describe('interleavings', () => {
     expect(again.status).toBe(200)
     expect(((await again.json()) as Job).status).toBe('succeeded')
     expect(backends().requests.filter((request) => request.method === 'DELETE')).toEqual([])
+  })
+
+  it('says succeeded once the images are stored; a request before the record lands joins that result', async () => {
+    backends().set(A, { kind: 'ok', stepDelayMs: 20 })
+    backends().set(B, { kind: 'ok', stepDelayMs: 20 })
+    const { authorization } = await createKey()
+    const body = { class: 3, steps: 4, seed: uniqueSeed() }
+    const job = (await (await postGeneration(authorization, body)).json()) as Job
+    const gate = await holdResultRecord(env.GENERATION_JOB.getByName(job.id))
+    await until(() => gate.entered)
+    // The record is held, the job has already said succeeded, and its image is there to fetch.
+    expect((await getJob(authorization, job.id)).status).toBe('succeeded')
+    expect(await env.RESULTS.head(`results/${job.id}/0.png`)).not.toBeNull()
+    expect(await env.RESULTS.head(`results/${job.id}/result.json`)).toBeNull()
+    // The route finds no record, so the job answers: it waits for its record, then joins the result.
+    const again = postGeneration(authorization, body)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    gate.open()
+    const joined = await again
+    expect(joined.status).toBe(200)
+    expect(((await joined.json()) as Job).status).toBe('succeeded')
+    expect(await env.RESULTS.head(`results/${job.id}/result.json`)).not.toBeNull()
+    expect(backends().runRequests()).toHaveLength(1)
   })
 
   it('a cancel that waits on a hung backend has already ended the job: the watchdog starts nothing', async () => {
