@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { SingleBar } from 'cli-progress'
 import { z } from 'zod'
 import { MAX_COUNT } from '../../../shared/sampling-options.ts'
-import { measurePropagationGain } from '../eval/propagation-gain.ts'
+import { measurePropagationGain, type PropagationGain } from '../eval/propagation-gain.ts'
 import { measureReuseCost, type ReuseCostTable } from '../eval/reuse-cost.ts'
 import { loadModelPair, MANIFEST_FILE } from '../onnx/model-pair.ts'
 import { placeHeavyCalls, scheduleCost } from '../sampler/calibrated-schedule.ts'
@@ -28,8 +28,9 @@ const USAGE = `usage: npm run calibrate -- [options]
   --seed N              seed of the trajectories (default 0)
   --gain-trajectories N trajectories for the propagation gain (default 128)
   --probe-age N         age of the stale features injected to measure the gain (default 4)
-  --table FILE          take the reuse-cost table from an earlier reuse-cost.json of the same model,
-                        steps, guidance and seed instead of measuring it again (it is deterministic)
+  --table FILE          take the reuse-cost table (and the propagation gain, when measured with the same
+                        --gain-trajectories and --probe-age) from an earlier reuse-cost.json of the same
+                        model, steps, guidance and seed instead of measuring again (both are deterministic)
   --record              store the placements in the manifest (heavyPlacements)`
 
 const argsSchema = z.strictObject({
@@ -87,24 +88,52 @@ async function main(argv: string[]): Promise<void> {
       guidance,
       seed: args.seed,
     }
-    const table = args.table
-      ? await earlierTable(args.table, manifest.modelId, measured)
-      : await withProgress('reuse cost', args.trajectories, (onBatch) =>
+    const earlier = args.table
+      ? await earlierMeasurement(args.table, manifest.modelId, measured)
+      : null
+    // What each measurement took when it was made (carried over when --table reuses it).
+    const measurementSeconds = {
+      table: earlier?.measurementSeconds?.table ?? earlier?.seconds ?? 0,
+      propagation: 0,
+    }
+    const timed = async <T>(part: keyof typeof measurementSeconds, measure: () => Promise<T>) => {
+      const partStarted = performance.now()
+      const result = await measure()
+      measurementSeconds[part] = (performance.now() - partStarted) / 1000
+      return result
+    }
+    const table =
+      earlier?.table ??
+      (await timed('table', () =>
+        withProgress('reuse cost', args.trajectories, (onBatch) =>
           measureReuseCost(pair.models, manifest, { ...measured, maxAge: steps - 1 }, onBatch),
-        )
-    const propagation = await withProgress('propagation gain', args.gainTrajectories, (onBatch) =>
-      measurePropagationGain(
-        pair.models,
-        manifest,
-        { ...measured, trajectories: args.gainTrajectories, probeAge: args.probeAge },
-        onBatch,
-      ),
-    )
+        ),
+      ))
+    const sameGain =
+      earlier?.propagation?.trajectories === args.gainTrajectories &&
+      earlier.propagation.probeAge === args.probeAge
+    if (sameGain) measurementSeconds.propagation = earlier.measurementSeconds?.propagation ?? 0
+    const propagation =
+      (sameGain ? earlier?.propagation : undefined) ??
+      (await timed('propagation', () =>
+        withProgress('propagation gain', args.gainTrajectories, (onBatch) =>
+          measurePropagationGain(
+            pair.models,
+            manifest,
+            { ...measured, trajectories: args.gainTrajectories, probeAge: args.probeAge },
+            onBatch,
+          ),
+        ),
+      ))
     // What a stale step costs the image: its shift of x_tNext, times how much of a shift at that step
     // reaches the final image.
     const cost = (step: number, age: number) =>
       (propagation.gain[step] ?? 0) * (table.stateRms.mean[step]?.[age - 1] ?? 0)
-    const placements = Array.from({ length: steps }, (_, i) => placeHeavyCalls(cost, steps, i + 1))
+    // Never the last step (below every step): fresh features there cost FD (PlacementRules.lastStep).
+    const rules = { lastStep: false }
+    const placements = Array.from({ length: steps }, (_, i) =>
+      placeHeavyCalls(cost, steps, i + 1, rules),
+    )
     const uniform = (every: number) =>
       Array.from({ length: Math.ceil(steps / every) }, (_, i) => i * every)
     const comparison = [1, 2, 3, 4, 6, 8, 12, 16]
@@ -124,6 +153,7 @@ async function main(argv: string[]): Promise<void> {
       date: new Date().toISOString(),
       machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, onnxruntime-node ${session.device}`,
       seconds: (performance.now() - started) / 1000,
+      measurementSeconds,
       command: ['npm run calibrate', ...(argv.length > 0 ? ['--', ...argv] : [])].join(' '),
       settings: {
         steps,
@@ -134,6 +164,7 @@ async function main(argv: string[]): Promise<void> {
         probeAge: args.probeAge,
       },
       tableFrom: args.table ?? null,
+      rules,
       costMetric:
         'propagation gain of the step (RMS change of the final image over the RMS shift of x_tNext) x RMS per pixel of the DDPM posterior mean of x_tNext with stale minus fresh features',
       comparison,
@@ -179,16 +210,24 @@ async function withProgress<T>(
   }
 }
 
-/** The table of an earlier run, refused unless it was measured under the same conditions. */
-async function earlierTable(
+/** The measurements of an earlier run, refused unless it was measured under the same conditions. */
+async function earlierMeasurement(
   file: string,
   modelId: string,
   expected: { steps: number; trajectories: number; guidance: number; seed: number },
-): Promise<ReuseCostTable> {
+): Promise<{
+  seconds: number
+  measurementSeconds?: { table: number; propagation: number }
+  table: ReuseCostTable
+  propagation?: PropagationGain
+}> {
   const earlier = JSON.parse(await readFile(file, 'utf8')) as {
     modelId: string
     settings: { steps: number; trajectories: number; guidance: number; seed: number }
+    seconds: number
+    measurementSeconds?: { table: number; propagation: number }
     table: ReuseCostTable
+    propagation?: PropagationGain
   }
   const { settings } = earlier
   const same =
@@ -202,7 +241,7 @@ async function earlierTable(
       `--table: ${file} was measured for ${earlier.modelId}, ${JSON.stringify(settings)}; this run is ${modelId}, ${JSON.stringify(expected)}`,
     )
   }
-  return earlier.table
+  return earlier
 }
 
 runCli('calibrate', USAGE, () => main(process.argv.slice(2)))

@@ -55,6 +55,38 @@ describe('placeHeavyCalls', () => {
     )
   })
 
+  it('keeps calls off the last step when told to, unless the budget is every step', () => {
+    const lateHurts = (step: number, age: number) => age * (step === 5 ? 100 : 1)
+    expect(placeHeavyCalls(lateHurts, 6, 3)).toContain(5)
+    expect(placeHeavyCalls(lateHurts, 6, 3, { lastStep: false })).toEqual([0, 2, 4])
+    expect(placeHeavyCalls(lateHurts, 6, 5, { lastStep: false })).toEqual([0, 1, 2, 3, 4])
+    expect(placeHeavyCalls(lateHurts, 6, 6, { lastStep: false })).toEqual([0, 1, 2, 3, 4, 5])
+  })
+
+  it('finds the best placement off the last step (exhaustive check on small runs)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 8 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.array(fc.float({ min: 0, max: 10, noNaN: true }), { minLength: 64, maxLength: 64 }),
+        (steps, wanted, table) => {
+          const calls = Math.min(wanted, steps - 1)
+          const cost = (step: number, age: number) => table[step * 8 + age - 1] as number
+          const placed = placeHeavyCalls(cost, steps, calls, { lastStep: false })
+          expect(placed).toHaveLength(calls)
+          expect(placed).not.toContain(steps - 1)
+          const best = Math.min(
+            ...allPlacements(steps, calls)
+              .filter((p) => !p.includes(steps - 1))
+              .map((p) => scheduleCost(cost, steps, p)),
+          )
+          expect(scheduleCost(cost, steps, placed)).toBeCloseTo(best, 9)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
   it('refuses a budget outside 1..steps and a negative cost, naming the value', () => {
     expect(() => placeHeavyCalls((_, age) => age, 4, 0)).toThrow(
       'calls must be an integer from 1 to 4, got 0',
