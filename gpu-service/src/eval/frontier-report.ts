@@ -40,7 +40,7 @@ export function renderFrontierReport(report: FrontierReport): string {
     )
   const budgets = report.budgets.map(
     (b) =>
-      `| ${b.heavyCalls} | ${b.uniform} | ${b.uniformFd.toFixed(2)} | ${b.calibratedFd.toFixed(2)} | ${b.calibratedAtLeastAsGood ? 'yes' : 'no'} |`,
+      `| ${b.heavyCalls} | ${b.uniform} | ${b.uniformFd.toFixed(2)} | ${b.calibratedFd.toFixed(2)} | ${b.perSeedDifference.map((d) => `${d > 0 ? '+' : ''}${d.toFixed(2)}`).join(', ')} | ${b.calibratedAtLeastAsGood ? 'yes' : 'no'} |`,
   )
   const allAsGood = report.budgets.every((b) => b.calibratedAtLeastAsGood)
   const smallest = report.budgets.slice(0, 2)
@@ -75,8 +75,9 @@ guidance; a calibrated point only where its placement is unchanged); the minutes
 ![FD and class accuracy against GMACs per image](frontier.png)
 
 Schedules: **uniform** runs the heavy encoder every K steps; **calibrated** spends the same number of heavy
-calls where \`npm run calibrate\` measured reuse to hurt most (\`heavySchedule: {"calls": N}\`, placements in
-the model manifest, table in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
+calls where \`npm run calibrate\` measured reuse to hurt the final image most: each step's shift of the
+trajectory with stale features, times how far a shift at that step carries to the image, never on the last
+step (\`heavySchedule: {"calls": N}\`, placements in the model manifest, measurements in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
 (\`heavySchedule: {"adaptive": {"tolerance": T}}\`).
 
 | setting | schedule | heavy calls / image | GMACs / image | FD | class accuracy |
@@ -85,8 +86,8 @@ ${rows.join('\n')}
 
 ## Calibrated against uniform, at equal heavy calls
 
-| heavy calls | uniform | uniform FD | calibrated FD | calibrated at least as good |
-| ---: | --- | ---: | ---: | --- |
+| heavy calls | uniform | uniform FD | calibrated FD | calibrated - uniform, per seed | calibrated at least as good |
+| ---: | --- | ---: | ---: | --- | --- |
 ${budgets.join('\n')}
 
 - At least as good at every budget: **${allAsGood ? 'yes' : 'no'}**.

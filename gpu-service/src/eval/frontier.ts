@@ -96,6 +96,8 @@ export interface BudgetComparison {
   calibrated: string
   uniformFd: number
   calibratedFd: number
+  /** Calibrated minus uniform FD for each seed both ran (same seeds: the same noise and classes). */
+  perSeedDifference: number[]
   /** Calibrated FD at most uniform FD (means over seeds). */
   calibratedAtLeastAsGood: boolean
 }
@@ -118,6 +120,10 @@ export function compareBudgets(points: readonly FrontierPoint[]): BudgetComparis
       calibrated: calibrated.name,
       uniformFd: uniform.fd.mean,
       calibratedFd: calibrated.fd.mean,
+      perSeedDifference: calibrated.seeds.flatMap((c) => {
+        const u = uniform.seeds.find((s) => s.seed === c.seed)
+        return u ? [c.fd - u.fd] : []
+      }),
       calibratedAtLeastAsGood: calibrated.fd.mean <= uniform.fd.mean,
     })
   }

@@ -79,7 +79,7 @@ describe('compareBudgets and cheapestWithin', () => {
       cheapestWithin5Percent: '7 calibrated',
     })
     expect(page).toContain('At least as good at every budget: **no**')
-    expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | no |')
+    expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | +0.20 | no |')
     expect(page).toContain('The points every 1 are the scores `npm run eval` recorded')
     expect(page).toContain('The points every 16 were measured on 2026-11-30 by')
   })
