@@ -78,7 +78,8 @@ Schedules: **uniform** runs the heavy encoder every K steps; **calibrated** spen
 calls where \`npm run calibrate\` measured reuse to hurt the final image most: each step's shift of the
 trajectory with stale features, times how far a shift at that step carries to the image, never on the last
 step (\`heavySchedule: {"calls": N}\`, placements in the model manifest, measurements in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
-(\`heavySchedule: {"adaptive": {"tolerance": T}}\`).
+(\`heavySchedule: {"adaptive": {"tolerance": T}}\`). The **last-step checks** run every step but the last, and every second
+step plus the last, to set beside every 1 and every 2: what fresh features on the final step do to FD.
 
 | setting | schedule | heavy calls / image | GMACs / image | FD | class accuracy |
 | --- | --- | ---: | ---: | ---: | ---: |

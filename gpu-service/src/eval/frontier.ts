@@ -6,7 +6,7 @@ import type { HeavySchedule } from '../../../shared/sampling-options.ts'
 import type { ScheduleSetting, SeedScore, Summary } from './measure-claim.ts'
 import { summarize } from './measure-claim.ts'
 
-export type ScheduleFamily = 'uniform' | 'calibrated' | 'adaptive'
+export type ScheduleFamily = 'uniform' | 'calibrated' | 'adaptive' | 'last-step check'
 
 export interface FrontierSetting extends ScheduleSetting {
   family: ScheduleFamily
@@ -53,7 +53,29 @@ export function frontierSettings(
       plannedCalls: null,
     }),
   )
-  return [...uniform, ...calibrated, ...adaptive]
+  return [...uniform, ...calibrated, ...adaptive, ...lastStepChecks(steps)]
+}
+
+/**
+ * Whether fresh features on the last step help: every step but the last, and every second step plus the
+ * last, beside every 1 and every 2. (They do not: the calibration keeps calls off the last step.)
+ *
+ * @example
+ * lastStepChecks(4).map((s) => s.heavySchedule) // [{ steps: [0, 1, 2] }, { steps: [0, 2, 3] }]
+ */
+export function lastStepChecks(steps: number): FrontierSetting[] {
+  if (steps < 3) return []
+  const all = Array.from({ length: steps }, (_, step) => step)
+  const settings = [
+    { name: 'every 1 but the last', steps: all.slice(0, -1) },
+    { name: 'every 2 and the last', steps: [...all.filter((step) => step % 2 === 0), steps - 1] },
+  ]
+  return settings.map(({ name, steps: heavy }) => ({
+    family: 'last-step check',
+    name,
+    heavySchedule: { steps: [...new Set(heavy)] },
+    plannedCalls: new Set(heavy).size,
+  }))
 }
 
 export interface FrontierPoint {

@@ -5,6 +5,7 @@ import {
   frontierPoint,
   frontierSettings,
   keptScores,
+  lastStepChecks,
   reusableScores,
 } from '../../../gpu-service/src/eval/frontier.ts'
 import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
@@ -21,14 +22,34 @@ const seed = (fd: number, heavyCalls: number, gmacs: number): SeedScore => ({
 })
 
 describe('frontierSettings', () => {
-  it('pairs each K > 1 with the calibrated placement of as many calls, then the adaptive tolerances', () => {
+  it('pairs each K > 1 with the calibrated placement of as many calls, then the adaptive tolerances and the last-step checks', () => {
     const settings = frontierSettings(50, [1, 8], [0.02])
-    expect(settings.map((s) => [s.family, s.name, s.heavySchedule])).toEqual([
-      ['uniform', 'every 1', { every: 1 }],
-      ['uniform', 'every 8', { every: 8 }],
-      ['calibrated', '7 calibrated', { calls: 7 }],
-      ['adaptive', 'adaptive 0.02', { adaptive: { tolerance: 0.02 } }],
+    expect(settings.map((s) => [s.family, s.name])).toEqual([
+      ['uniform', 'every 1'],
+      ['uniform', 'every 8'],
+      ['calibrated', '7 calibrated'],
+      ['adaptive', 'adaptive 0.02'],
+      ['last-step check', 'every 1 but the last'],
+      ['last-step check', 'every 2 and the last'],
     ])
+    expect(settings.slice(0, 4).map((s) => s.heavySchedule)).toEqual([
+      { every: 1 },
+      { every: 8 },
+      { calls: 7 },
+      { adaptive: { tolerance: 0.02 } },
+    ])
+  })
+
+  it('checks the last step both ways: every step but the last, and every second step plus the last', () => {
+    expect(lastStepChecks(6).map((s) => [s.heavySchedule, s.plannedCalls])).toEqual([
+      [{ steps: [0, 1, 2, 3, 4] }, 5],
+      [{ steps: [0, 2, 4, 5] }, 4],
+    ])
+    expect(lastStepChecks(5).map((s) => s.heavySchedule)).toEqual([
+      { steps: [0, 1, 2, 3] },
+      { steps: [0, 2, 4] },
+    ])
+    expect(lastStepChecks(2)).toEqual([])
   })
 })
 
