@@ -232,11 +232,10 @@ export class SamplerRun<Features> {
     const heavy = this.#heavyThisStep
     this.#heavyThisStep = false
     if (this.#adaptive && !last) {
-      this.#heavyAt[step + 1] = this.#adaptive.observe(
-        this.#x0,
-        coefficients.posteriorMeanCoefX0,
-        heavy,
-      )
+      const refresh = this.#adaptive.observe(this.#x0, coefficients.posteriorMeanCoefX0, heavy)
+      // Never on the last step, where fresh features cost FD (measured: docs/eval/frontier.md, the
+      // last-step checks); the calibrated placements keep off it too.
+      this.#heavyAt[step + 1] = refresh && step + 1 < this.totalSteps - 1
     }
     this.#step++
     return {

@@ -82,6 +82,15 @@ describe('an adaptive heavy schedule', () => {
     expect(counts).toEqual([6, 3, 1])
   })
 
+  it('never runs the heavy encoder on the last step, however small the tolerance', async () => {
+    const { heavy } = await heavyStepsOf({
+      ...base,
+      steps: 13,
+      heavySchedule: { adaptive: { tolerance: 1e-6 } },
+    })
+    expect(heavy).toEqual([0, 2, 4, 6, 8, 10])
+  })
+
   it('gives a run the same heavy steps and pixels alone or batched with other runs', async () => {
     const adaptive = { ...base, steps: 12, heavySchedule: { adaptive: { tolerance: 0.05 } } }
     const alone = await sample(fakeModels(), manifest, adaptive)
