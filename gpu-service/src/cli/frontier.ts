@@ -44,7 +44,7 @@ const USAGE = `usage: npm run frontier -- [options]
                            under the same model, seeds, samples, steps and guidance, instead of sampling
                            them again (the sampler is deterministic: same images, same scores)
   --keep FILE              keep the points an earlier frontier.json measured under the same conditions:
-                           uniform and adaptive ones, and calibrated ones whose placement is unchanged
+                           uniform ones, and calibrated ones whose placement is unchanged
                            (after npm run calibrate -- --record, only the moved placements are sampled)`
 
 const intList = z

@@ -225,9 +225,10 @@ export interface EarlierFrontier {
 }
 
 /**
- * The points an earlier frontier measured under exactly these conditions, by setting name: uniform and
- * adaptive points (they do not depend on calibration), and calibrated points only where the earlier run
- * recorded the same placement as the manifest's now. After a new calibration, only the calibrated
+ * The points an earlier frontier measured under exactly these conditions, by setting name: uniform points,
+ * and calibrated points only where the earlier run recorded the same placement as the manifest's now.
+ * Adaptive points and the last-step checks are always sampled again: the rules that decide them live in
+ * the sampler's code, not in data a report could compare. After a new calibration, only the calibrated
  * points it moved need sampling again.
  *
  * @example
@@ -249,6 +250,7 @@ export function keptScores(
     earlier.settings.guidance === measure.guidance
   if (!same) return kept
   for (const setting of settings) {
+    if (setting.family !== 'uniform' && setting.family !== 'calibrated') continue
     const point = earlier.points.find((p) => p.name === setting.name && p.family === setting.family)
     if (!point) continue
     if (setting.family === 'calibrated') {

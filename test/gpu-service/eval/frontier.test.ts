@@ -120,10 +120,11 @@ describe('compareBudgets and cheapestWithin', () => {
     expect(reusableScores(results, settings, measure, 'dualrate-111111111111').size).toBe(0)
   })
 
-  it("keeps an earlier frontier's points, a calibrated one only while its placement is unchanged", () => {
+  it("keeps an earlier frontier's uniform points, a calibrated one only while its placement is unchanged, never an adaptive one", () => {
     const placements = Array.from({ length: 50 }, (_, i) =>
       Array.from({ length: i + 1 }, (_, j) => j),
     )
+    const [adaptive] = frontierSettings(50, [], [0.05])
     const earlier = {
       modelId: 'dualrate-000000000000',
       date: '2026-11-30T00:00:00Z',
@@ -133,10 +134,12 @@ describe('compareBudgets and cheapestWithin', () => {
         frontierPoint(k16 as never, [seed(5.0, 4, 2.1)]),
         frontierPoint(c7 as never, [seed(4.1, 7, 3.1)], placements[6]),
         frontierPoint(c4 as never, [seed(5.2, 4, 2.1)], [0, 15, 32, 44]),
+        frontierPoint(adaptive as never, [seed(4.9, 5, 2.5)]),
       ],
     }
     const measure = { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 }
-    const kept = keptScores(earlier, settings, measure, 'dualrate-000000000000', placements)
+    const withAdaptive = [...settings, adaptive as never]
+    const kept = keptScores(earlier, withAdaptive, measure, 'dualrate-000000000000', placements)
     expect([...kept.keys()]).toEqual(['every 16', '7 calibrated'])
     expect(
       keptScores(
