@@ -21,7 +21,9 @@ throughput only:
   --runs <n>            runs per setting and repeat, at least 2 per client (default 16)
   --steps <n>           sampler steps per run (default: manifest recommended)
   --heavy-every <k>     heavy encoder every k steps (default 4)
-  --guidance <w>        classifier-free guidance (default: manifest recommended)`
+  --guidance <w>        classifier-free guidance (default: manifest recommended)
+  --before <file>       an earlier gpu-service.json whose service figures the report sets beside
+                        this run's`
 
 export interface ThroughputArgs {
   mode: 'throughput'
@@ -32,6 +34,8 @@ export interface ThroughputArgs {
   heavyEvery: number
   guidance: number | undefined
   out: string
+  /** An earlier report (gpu-service.json) to compare with. */
+  before: string | undefined
 }
 
 export interface FairnessArgs {
@@ -43,7 +47,14 @@ export interface FairnessArgs {
 
 export type BenchArgs = ThroughputArgs | FairnessArgs | { mode: 'help' }
 
-const THROUGHPUT_ONLY = ['concurrency', 'runs', 'steps', 'heavy-every', 'guidance'] as const
+const THROUGHPUT_ONLY = [
+  'concurrency',
+  'runs',
+  'steps',
+  'heavy-every',
+  'guidance',
+  'before',
+] as const
 
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -74,6 +85,7 @@ const argsSchema = z.object({
     .pipe(z.number().max(20, 'expected a number from 0 to 20'))
     .optional(),
   out: z.string().min(1).default('docs/bench'),
+  before: z.string().min(1).optional(),
 })
 
 /**
@@ -97,6 +109,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         'big-steps': { type: 'string' },
         guidance: { type: 'string' },
         out: { type: 'string' },
+        before: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -136,5 +149,6 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     heavyEvery: args['heavy-every'],
     guidance: args.guidance,
     out: args.out,
+    before: args.before,
   }
 }

@@ -1,14 +1,18 @@
 // The throughput benchmark: images/s of the gpu-service at several concurrencies with step-level batching
-// on and off, and the client-side latency of each run, through the real HTTP service on loopback.
+// on and off, and the client-side latency of each run, through the real HTTP service on loopback; beside
+// each concurrency, the ceiling (ceiling.ts: the sampler alone in this process, no HTTP, the batch the
+// service could form) and both sides' overhead ratio (wall time over ONNX Runtime time, per image).
 // Writes docs/bench/gpu-service.json and .md. The numbers depend on the machine and on what else runs on
 // it (the load average is recorded with them).
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
 import type { RunClient } from '../cli/run-client.ts'
-import { readManifest } from '../onnx/model-pair.ts'
+import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
 import { parseServiceConfig } from '../service/config.ts'
 import type { ThroughputArgs } from './args.ts'
+import { type CeilingSample, ceilingBatchRuns, measureCeiling } from './ceiling.ts'
 import { gitRevision, machineDescription } from './machine.ts'
 import { writeReportFiles } from './report-files.ts'
 import { withServiceProcess } from './service-process.ts'
@@ -28,6 +32,23 @@ export interface ThroughputSetting {
   /** Server-side means: queue wait and first step to result. */
   meanQueueMs: number
   meanRunMs: number
+  /** Seconds inside ONNX Runtime per image (the service's dualrate_onnx_run_seconds_total). */
+  onnxSecondsPerImage: number
+  /** Wall time per image over ONNX Runtime time per image. */
+  overheadRatio: number
+}
+
+/** The sampler alone at one concurrency's batch (ceiling.ts). */
+export interface CeilingSetting {
+  concurrency: number
+  /** Runs stepped together: as many as the service could batch at this concurrency. */
+  batchRuns: number
+  images: number
+  wallSeconds: number
+  imagesPerSecond: number
+  repeatImagesPerSecond: number[]
+  onnxSecondsPerImage: number
+  overheadRatio: number
 }
 
 export interface ThroughputReport {
@@ -40,12 +61,23 @@ export interface ThroughputReport {
   loadAverageBefore: number[]
   loadAverageAfter: number[]
   settings: ThroughputSetting[]
+  ceilings: CeilingSetting[]
 }
 
-/** One measurement: the runs' timings and the wall time they took together. */
+/** One measurement: the runs' timings, the wall time they took together and the runtime's share. */
 interface Sample {
   results: RunTiming[]
   wallSeconds: number
+  onnxSeconds: number
+}
+
+/** The service's seconds inside ONNX Runtime so far, both networks of every model. */
+async function onnxSeconds(client: RunClient): Promise<number> {
+  const text = await (await fetch(`${client.baseUrl}/metrics`)).text()
+  return [...text.matchAll(/^dualrate_onnx_run_seconds_total\{[^}]*\} (\S+)$/gm)].reduce(
+    (sum, [, value]) => sum + Number(value),
+    0,
+  )
 }
 
 /** `runs` runs spread over `concurrency` clients, each sending its next run when the last one ends. */
@@ -57,6 +89,7 @@ async function measure(
 ): Promise<Sample> {
   let next = 0
   const results: RunTiming[] = []
+  const onnxSecondsBefore = await onnxSeconds(client)
   const started = performance.now()
   await Promise.all(
     Array.from({ length: concurrency }, async (_, clientIndex) => {
@@ -68,7 +101,8 @@ async function measure(
       }
     }),
   )
-  return { results, wallSeconds: (performance.now() - started) / 1000 }
+  const wallSeconds = (performance.now() - started) / 1000
+  return { results, wallSeconds, onnxSeconds: (await onnxSeconds(client)) - onnxSecondsBefore }
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length
@@ -77,6 +111,7 @@ const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0)
 function summarize(batching: boolean, concurrency: number, samples: Sample[]): ThroughputSetting {
   const results = samples.flatMap((sample) => sample.results)
   const wallSeconds = samples.reduce((sum, sample) => sum + sample.wallSeconds, 0)
+  const onnxSeconds = samples.reduce((sum, sample) => sum + sample.onnxSeconds, 0)
   const latencies = results.map((result) => result.latencyMs).sort((a, b) => a - b)
   const images = results.reduce((sum, result) => sum + result.images, 0)
   return {
@@ -97,11 +132,73 @@ function summarize(batching: boolean, concurrency: number, samples: Sample[]): T
     },
     meanQueueMs: mean(results.map((result) => result.queueMs)),
     meanRunMs: mean(results.map((result) => result.wallMs)),
+    onnxSecondsPerImage: onnxSeconds / images,
+    overheadRatio: wallSeconds / onnxSeconds,
   }
 }
 
-/** The report as a Markdown page. */
-export function renderThroughputMarkdown(report: ThroughputReport): string {
+/** Pools the repeats of one concurrency's ceiling like summarize. */
+function summarizeCeiling(
+  concurrency: number,
+  batchRuns: number,
+  samples: CeilingSample[],
+): CeilingSetting {
+  const sum = (key: keyof CeilingSample) =>
+    samples.reduce((total, sample) => total + sample[key], 0)
+  const images = sum('images')
+  return {
+    concurrency,
+    batchRuns,
+    images,
+    wallSeconds: sum('wallSeconds'),
+    imagesPerSecond: images / sum('wallSeconds'),
+    repeatImagesPerSecond: samples.map((sample) => sample.images / sample.wallSeconds),
+    onnxSecondsPerImage: sum('onnxSeconds') / images,
+    overheadRatio: sum('wallSeconds') / sum('onnxSeconds'),
+  }
+}
+
+const ratio = (value: number) => value.toFixed(2)
+const msPerImage = (seconds: number) => (seconds * 1000).toFixed(1)
+
+/** Service (batching on) against the ceiling per concurrency, with the earlier report's figures if given. */
+function ceilingRows(report: ThroughputReport, before?: ThroughputReport): string[] {
+  return report.ceilings.map((ceiling) => {
+    const served = (of: ThroughputReport | undefined) =>
+      of?.settings.find((s) => s.batching && s.concurrency === ceiling.concurrency)
+    const service = served(report)
+    const earlier = served(before)
+    const earlierCeiling = before?.ceilings?.find((c) => c.concurrency === ceiling.concurrency)
+    const beforeCells = before
+      ? [
+          earlier ? earlier.imagesPerSecond.toFixed(2) : '-',
+          earlier && earlierCeiling
+            ? `${((100 * earlier.imagesPerSecond) / earlierCeiling.imagesPerSecond).toFixed(0)} %`
+            : '-',
+          earlier?.overheadRatio ? ratio(earlier.overheadRatio) : '-',
+        ]
+      : []
+    const cells = [
+      ceiling.concurrency,
+      ceiling.batchRuns,
+      ceiling.imagesPerSecond.toFixed(2),
+      service ? service.imagesPerSecond.toFixed(2) : '-',
+      service ? `${((100 * service.imagesPerSecond) / ceiling.imagesPerSecond).toFixed(0)} %` : '-',
+      msPerImage(ceiling.onnxSecondsPerImage),
+      service ? msPerImage(service.onnxSecondsPerImage) : '-',
+      ratio(ceiling.overheadRatio),
+      service ? ratio(service.overheadRatio) : '-',
+      ...beforeCells,
+    ]
+    return `| ${cells.join(' | ')} |`
+  })
+}
+
+/** The report as a Markdown page; `before`, an earlier report, adds its service figures for comparison. */
+export function renderThroughputMarkdown(
+  report: ThroughputReport,
+  before?: ThroughputReport,
+): string {
   const { request } = report
   const heavyEvery = 'every' in request.heavySchedule ? request.heavySchedule.every : '?'
   const rows = report.settings.map(
@@ -109,8 +206,16 @@ export function renderThroughputMarkdown(report: ThroughputReport): string {
       `| ${s.batching ? 'on' : 'off'} | ${s.concurrency} | ${s.runs} | ${s.imagesPerSecond.toFixed(2)} | ` +
       `${s.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')} | ` +
       `${s.latencyMs.p50.toFixed(0)} | ${s.latencyMs.p95.toFixed(0)} | ${s.meanQueueMs.toFixed(0)} | ` +
-      `${s.meanRunMs.toFixed(0)} |`,
+      `${s.meanRunMs.toFixed(0)} | ${msPerImage(s.onnxSecondsPerImage)} | ${ratio(s.overheadRatio)} |`,
   )
+  const beforeHeader = before
+    ? ` before: service images/s | before: of ceiling | before: service overhead |`
+    : ''
+  const beforeRule = before ? ' --- | --- | --- |' : ''
+  const beforeNote = before
+    ? `\nThe "before" columns are from ${before.date} at ${before.revision} (\`${before.command}\`), ` +
+      `set against this run's ceiling where that report has none of its own.\n`
+    : ''
   return `# gpu-service benchmark
 
 ${report.date}, \`${report.command}\` at ${report.revision}, on ${report.machine}.
@@ -121,11 +226,27 @@ Each run: ${request.count} image, ${request.steps} steps, heavy encoder every ${
 guidance ${request.guidance} (${request.guidance === 1 ? 'one model row' : 'two model rows'} per image), through POST /v1/runs on loopback, signed.
 Each client sends its next run when its last one ends. Each measurement gets a fresh
 \`npm run gpu-service\` process (batching on or off), warmed up at the same concurrency; the modes
-alternate over the repeats, which are pooled. Latency is client-side, POST to result.
+alternate over the repeats, which are pooled. Latency is client-side, POST to result. ONNX ms per image
+is the time inside ONNX Runtime (the service's \`dualrate_onnx_run_seconds_total\`) per image; the
+overhead ratio is wall time per image over it.
 
-| batching | concurrency | runs | images/s | per repeat | p50 ms | p95 ms | mean queue ms | mean run ms |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| batching | concurrency | runs | images/s | per repeat | p50 ms | p95 ms | mean queue ms | mean run ms | ONNX ms per image | overhead ratio |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
+
+## Service against the ceiling
+
+The ceiling is the sampler alone in the benchmark's process: no HTTP, no scheduler, no events or PNGs,
+the same models folder and ONNX session settings as the service (\`DUALRATE_*\` environment), the same
+request (one image per run, same steps, heavy schedule, guidance, seeds and classes). At each concurrency
+it steps as many runs together as the service could batch there (one per client, at most
+maxActiveRuns and maxBatchRows) in lockstep, so every heavy call holds every run's rows, and starts the
+next batch when they finish: the best the service's batching could do with these models and threads.
+Service figures are batching on. Overhead ratio: wall time per image over ONNX Runtime time per image.
+${beforeNote}
+| concurrency | ceiling batch (runs) | ceiling images/s | service images/s | service / ceiling | ONNX ms per image: ceiling | ONNX ms per image: service | overhead ratio: ceiling | overhead ratio: service |${beforeHeader}
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |${beforeRule}
+${ceilingRows(report, before).join('\n')}
 `
 }
 
@@ -139,6 +260,10 @@ ${rows.join('\n')}
 export async function benchThroughput(args: ThroughputArgs, command: string): Promise<string> {
   const config = parseServiceConfig({ ...process.env, PORT: '0' })
   const manifest = await readManifest(config.modelsDir)
+  const before =
+    args.before === undefined
+      ? undefined
+      : (JSON.parse(await readFile(args.before, 'utf8')) as ThroughputReport)
   const request: RunRequest = {
     classIndex: 0,
     count: 1,
@@ -151,33 +276,56 @@ export async function benchThroughput(args: ThroughputArgs, command: string): Pr
   const secret = randomBytes(32).toString('hex')
   const loadAverageBefore = loadavg()
   const settings: ThroughputSetting[] = []
+  const ceilings: CeilingSetting[] = []
   const modes = [true, false]
-  for (const concurrency of args.concurrency) {
-    const runs = Math.max(args.runs, 2 * concurrency)
-    const samples: Sample[][] = modes.map(() => [])
-    // Modes alternate, so drift in the machine's other load touches both alike.
-    for (let repeat = 0; repeat < args.repeats; repeat++) {
-      const order = repeat % 2 === 0 ? [0, 1] : [1, 0]
-      for (const mode of order) {
-        const env = { DUALRATE_BATCHING: modes[mode] ? 'on' : 'off' }
-        const sample = await withServiceProcess(env, secret, async (client) => {
-          // Warm-up at the same concurrency: first calls of each batch shape and the JIT.
-          await measure(client, request, concurrency, concurrency)
-          return measure(client, request, concurrency, runs)
-        })
-        samples[mode]?.push(sample)
+  // The ceiling's sessions live in this process, idle while a service process measures.
+  const pair = await loadModelPair(config.modelsDir, config.session)
+  try {
+    for (const concurrency of args.concurrency) {
+      const runs = Math.max(args.runs, 2 * concurrency)
+      const samples: Sample[][] = modes.map(() => [])
+      const ceilingSamples: CeilingSample[] = []
+      const batchRuns = ceilingBatchRuns(concurrency, request, config.scheduler)
+      // Warm-up: first calls of the ceiling's batch shapes.
+      await measureCeiling(pair, request, batchRuns, batchRuns)
+      // Modes alternate, so drift in the machine's other load touches both alike; the ceiling comes
+      // between them.
+      for (let repeat = 0; repeat < args.repeats; repeat++) {
+        const order = repeat % 2 === 0 ? [0, 1] : [1, 0]
+        for (const [position, mode] of order.entries()) {
+          if (position === 1)
+            ceilingSamples.push(await measureCeiling(pair, request, batchRuns, runs))
+          const env = { DUALRATE_BATCHING: modes[mode] ? 'on' : 'off' }
+          const sample = await withServiceProcess(env, secret, async (client) => {
+            // Warm-up at the same concurrency: first calls of each batch shape and the JIT.
+            await measure(client, request, concurrency, concurrency)
+            return measure(client, request, concurrency, runs)
+          })
+          samples[mode]?.push(sample)
+        }
       }
-    }
-    for (const [mode, batching] of modes.entries()) {
-      const setting = summarize(batching, concurrency, samples[mode] as Sample[])
-      settings.push(setting)
+      for (const [mode, batching] of modes.entries()) {
+        const setting = summarize(batching, concurrency, samples[mode] as Sample[])
+        settings.push(setting)
+        console.log(
+          `batching ${batching ? 'on ' : 'off'}  concurrency ${String(concurrency).padStart(2)}: ` +
+            `${setting.imagesPerSecond.toFixed(2)} images/s ` +
+            `(${setting.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')}), ` +
+            `p50 ${setting.latencyMs.p50.toFixed(0)} ms, p95 ${setting.latencyMs.p95.toFixed(0)} ms, ` +
+            `overhead ${setting.overheadRatio.toFixed(2)}`,
+        )
+      }
+      const ceiling = summarizeCeiling(concurrency, batchRuns, ceilingSamples)
+      ceilings.push(ceiling)
       console.log(
-        `batching ${batching ? 'on ' : 'off'}  concurrency ${String(concurrency).padStart(2)}: ` +
-          `${setting.imagesPerSecond.toFixed(2)} images/s ` +
-          `(${setting.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')}), ` +
-          `p50 ${setting.latencyMs.p50.toFixed(0)} ms, p95 ${setting.latencyMs.p95.toFixed(0)} ms`,
+        `ceiling      concurrency ${String(concurrency).padStart(2)}: ` +
+          `${ceiling.imagesPerSecond.toFixed(2)} images/s ` +
+          `(${ceiling.repeatImagesPerSecond.map((value) => value.toFixed(2)).join(', ')}), ` +
+          `${batchRuns} runs a batch, overhead ${ceiling.overheadRatio.toFixed(2)}`,
       )
     }
+  } finally {
+    await pair.release()
   }
   const report: ThroughputReport = {
     date: new Date().toISOString(),
@@ -190,8 +338,9 @@ export async function benchThroughput(args: ThroughputArgs, command: string): Pr
     loadAverageBefore,
     loadAverageAfter: loadavg(),
     settings,
+    ceilings,
   }
-  const markdown = renderThroughputMarkdown(report)
+  const markdown = renderThroughputMarkdown(report, before)
   await writeReportFiles(args.out, 'gpu-service', report, markdown)
   return markdown
 }

@@ -2,10 +2,18 @@
 // waiting and available, model calls (by network and model id), rows per call, step latency and the
 // execution providers in use. One registry per service, so tests can run several services at once.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { OnnxRunTime } from '../onnx/session.ts'
 import type { RunOutcome, SchedulerTelemetry, StepScheduler } from '../scheduler/step-scheduler.ts'
 
 /** What the gauges read from the scheduler at each scrape. */
 type WatchedScheduler = Pick<StepScheduler<unknown>, 'queueDepth' | 'activeRuns' | 'load'>
+
+/** A loaded pair's sessions, for the runtime's own time per network. */
+export interface WatchedModelPair {
+  manifest: { modelId: string }
+  heavy: { runTime: OnnxRunTime }
+  light: { runTime: OnnxRunTime }
+}
 
 /** Outcome label of runs_total: how a run ended, or `rejected` when it was never accepted. */
 export type RunOutcomeLabel = RunOutcome | 'rejected'
@@ -16,6 +24,8 @@ export interface ServiceMetrics {
   telemetry: SchedulerTelemetry
   /** Reads queue depth, active runs and rows, and row capacity from the scheduler at each scrape. */
   watch(scheduler: WatchedScheduler): void
+  /** Reads each session's time inside ONNX Runtime at each scrape (dualrate_onnx_run_seconds_total). */
+  watchModels(pairs: readonly WatchedModelPair[]): void
   runRejected(): void
   /** Records the providers the loaded sessions run on: dualrate_execution_provider{provider} 1. */
   executionProvidersInUse(providers: readonly string[]): void
@@ -35,6 +45,7 @@ export function createServiceMetrics(): ServiceMetrics {
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
   let scheduler: WatchedScheduler | undefined
+  let modelPairs: readonly WatchedModelPair[] = []
 
   const runs = new Counter({
     name: 'dualrate_runs_total',
@@ -105,6 +116,22 @@ export function createServiceMetrics(): ServiceMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers,
   })
+  // Beside model_call_seconds (the scheduler's view: the call, its feeds and the sampler's step math),
+  // the runtime's own time: what the service spends per image over this is its serving overhead.
+  new Counter({
+    name: 'dualrate_onnx_run_seconds_total',
+    help: 'Time inside ONNX Runtime, by network (heavy encoder, light denoiser) and model id',
+    labelNames: ['model', 'model_id'],
+    registers,
+    collect() {
+      this.reset()
+      for (const pair of modelPairs) {
+        for (const model of ['heavy', 'light'] as const) {
+          this.inc({ model, model_id: pair.manifest.modelId }, pair[model].runTime.seconds)
+        }
+      }
+    },
+  })
   const steps = new Counter({
     name: 'dualrate_steps_total',
     help: 'Sampler steps completed, over all runs',
@@ -143,6 +170,9 @@ export function createServiceMetrics(): ServiceMetrics {
     },
     watch(watched) {
       scheduler = watched
+    },
+    watchModels(pairs) {
+      modelPairs = pairs
     },
     runRejected() {
       runs.inc({ outcome: 'rejected' satisfies RunOutcomeLabel })

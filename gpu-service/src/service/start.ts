@@ -80,6 +80,7 @@ export async function startService(
     // Every session was created with the same configuration, so they all run on the same providers.
     const { executionProviders } = pairs[0] as ModelPair
     metrics.watch(scheduler)
+    metrics.watchModels(pairs)
     metrics.executionProvidersInUse(executionProviders)
     engine = { scheduler }
     readiness.engine = {

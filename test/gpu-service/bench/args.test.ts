@@ -13,6 +13,14 @@ describe('parseBenchArgs', () => {
       heavyEvery: 4,
       guidance: undefined,
       out: 'docs/bench',
+      before: undefined,
+    })
+  })
+
+  it('reads an earlier report to compare the throughput with', () => {
+    expect(parseBenchArgs(['--before', '/tmp/before/gpu-service.json'])).toMatchObject({
+      mode: 'throughput',
+      before: '/tmp/before/gpu-service.json',
     })
   })
 
@@ -57,6 +65,7 @@ describe('parseBenchArgs', () => {
       '--concurrency applies to --mode throughput only',
     ],
     [['--big-steps', '200'], '--big-steps applies to --mode fairness only'],
+    [['--mode', 'fairness', '--before', 'a.json'], '--before applies to --mode throughput only'],
   ])('refuses %j with a UsageError: %s', (argv, message) => {
     expect(() => parseBenchArgs(argv)).toThrow(new UsageError(message))
   })

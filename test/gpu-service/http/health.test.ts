@@ -92,11 +92,29 @@ describe('probes and metrics', () => {
       '# TYPE dualrate_model_call_seconds histogram',
       '# TYPE dualrate_step_seconds histogram',
       '# TYPE dualrate_steps_total counter',
+      '# TYPE dualrate_onnx_run_seconds_total counter',
       '# TYPE process_cpu_seconds_total counter',
     ]) {
       expect(text).toContain(name)
     }
     expect(await service.metric('dualrate_queue_depth')).toBe(0)
+  })
+
+  it('GET /metrics counts the seconds inside ONNX Runtime per network and model, warm-up included', async () => {
+    const text = await (await fetch(`${service.url}/metrics`)).text()
+    const seconds = new Map(
+      [
+        ...text.matchAll(
+          /^dualrate_onnx_run_seconds_total\{model="(\w+)",model_id="([^"]+)"\} (.+)$/gm,
+        ),
+      ].map(([, model, modelId, value]) => [`${modelId} ${model}`, Number(value)]),
+    )
+    const ready = (await (await fetch(`${service.url}/readyz`)).json()) as {
+      models: { id: string }[]
+    }
+    const expected = ready.models.flatMap((model) => [`${model.id} heavy`, `${model.id} light`])
+    expect([...seconds.keys()].sort()).toEqual(expected.sort())
+    for (const value of seconds.values()) expect(value).toBeGreaterThan(0)
   })
 
   it('GET /openapi.json documents the run routes from the shared schemas', async () => {

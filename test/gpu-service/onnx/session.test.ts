@@ -134,6 +134,21 @@ describe('the committed ONNX pair', () => {
     },
   )
 
+  it('counts the time inside the runtime, not the wait for its turn on a busy event loop', async () => {
+    const before = { ...heavy.runTime }
+    const started = performance.now()
+    // Work queued ahead of the run's turn: the main thread is busy for 50 ms before the runtime starts.
+    setImmediate(() => {
+      while (performance.now() - started < 50) {}
+    })
+    await runChecked(heavy, golden.heavy.inputs)
+    const awaitedSeconds = (performance.now() - started) / 1000
+    const runSeconds = heavy.runTime.seconds - before.seconds
+    expect(heavy.runTime.calls).toBe(before.calls + 1)
+    expect(runSeconds).toBeGreaterThan(0)
+    expect(runSeconds).toBeLessThan(awaitedSeconds - 0.05)
+  })
+
   it('rejects feeds with the wrong shape before they reach the runtime', async () => {
     const feeds = { ...golden.heavy.inputs, s: new ort.Tensor('float32', new Float32Array(5), [5]) }
     await expect(runChecked(heavy, feeds)).rejects.toThrow(
