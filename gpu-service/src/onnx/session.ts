@@ -22,6 +22,11 @@ export interface SessionConfig {
   intraOpThreads?: number
   /** Threads across independent operators; unset lets ONNX Runtime choose. */
   interOpThreads?: number
+  /**
+   * Whether idle intra-op threads spin waiting for the next operator (ONNX Runtime's default) instead of
+   * sleeping; unset keeps the default.
+   */
+  intraOpSpinning?: boolean
 }
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = Object.freeze({ device: 'cpu' })
@@ -72,6 +77,10 @@ export async function loadModel(
   }
   if (config.intraOpThreads !== undefined) options.intraOpNumThreads = config.intraOpThreads
   if (config.interOpThreads !== undefined) options.interOpNumThreads = config.interOpThreads
+  if (config.intraOpSpinning !== undefined) {
+    const allowSpinning = config.intraOpSpinning ? '1' : '0'
+    options.extra = { session: { intra_op: { allow_spinning: allowSpinning } } }
+  }
   let session: ort.InferenceSession
   try {
     session = await ort.InferenceSession.create(bytes, options)

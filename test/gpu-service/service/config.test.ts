@@ -18,7 +18,7 @@ describe('parseServiceConfig', () => {
       modelsDir: 'gpu-service/models',
       hmacSecret: undefined,
       devDir: '.dev',
-      session: { device: 'cpu' },
+      session: { device: 'cpu', intraOpSpinning: false },
       scheduler: {
         maxBatchRows: 128,
         maxActiveRows: 256,
@@ -96,21 +96,23 @@ describe('parseServiceConfig', () => {
 })
 
 describe('parseSessionConfig', () => {
-  it('defaults to CPU with runtime-chosen threads', () => {
-    expect(parseSessionConfig({})).toEqual({ device: 'cpu' })
-    expect(parseServiceConfig({}).session).toEqual({ device: 'cpu' })
+  it('defaults to CPU with runtime-chosen threads that sleep rather than spin when idle', () => {
+    expect(parseSessionConfig({})).toEqual({ device: 'cpu', intraOpSpinning: false })
+    expect(parseServiceConfig({}).session).toEqual({ device: 'cpu', intraOpSpinning: false })
   })
 
-  it('reads device and thread counts, as the service does', () => {
+  it('reads device, thread counts and spinning, as the service does', () => {
     const env = {
       DUALRATE_DEVICE: 'cuda',
       DUALRATE_INTRA_OP_THREADS: '2',
       DUALRATE_INTER_OP_THREADS: '1',
+      DUALRATE_INTRA_OP_SPINNING: 'on',
     }
     expect(parseSessionConfig(env)).toEqual({
       device: 'cuda',
       intraOpThreads: 2,
       interOpThreads: 1,
+      intraOpSpinning: true,
     })
     expect(parseServiceConfig(env).session).toEqual(parseSessionConfig(env))
   })
@@ -120,12 +122,14 @@ describe('parseSessionConfig', () => {
       DUALRATE_DEVICE: 'tpu',
       DUALRATE_INTRA_OP_THREADS: '2.0',
       DUALRATE_INTER_OP_THREADS: '0',
+      DUALRATE_INTRA_OP_SPINNING: 'yes',
       PORT: 'not read here',
     }
     const lines = [
       'DUALRATE_DEVICE: Invalid option: expected one of "cpu"|"cuda"|"tensorrt"',
       'DUALRATE_INTRA_OP_THREADS: expected a whole number',
       'DUALRATE_INTER_OP_THREADS: Too small: expected number to be >=1',
+      'DUALRATE_INTRA_OP_SPINNING: Invalid option: expected one of "on"|"off"',
     ]
     expect(() => parseSessionConfig(env)).toThrow(new ConfigError(lines.join('\n')))
     expect(() => parseServiceConfig({ ...env, PORT: '1' })).toThrow(
