@@ -2,23 +2,26 @@
 // (wrangler dev + a real gpu-service with the committed models). Cache hit: POST /v1/generations of a
 // finished request, and GET of its image, where the edge is all there is. Miss: a new request through
 // the edge (POST with Prefer: wait) against the same run sent straight to the gpu-service (signed POST
-// /v1/runs read to its result), interleaved pair by pair. Writes docs/bench/edge.json and .md. A script,
-// not a test: the numbers depend on the machine and its load (recorded with them).
-import { mkdir, writeFile } from 'node:fs/promises'
+// /v1/runs read to its result), interleaved pair by pair. Writes docs/bench/edge.json and .md; with
+// --before an earlier edge.json, the page also compares the two runs. A script, not a test: the numbers
+// depend on the machine and its load (recorded with them).
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
 import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
-import { markdownTable, round, summarize as summary } from './report.ts'
+import { type LatencySummary, markdownTable, round, summarize as summary } from './report.ts'
 
 const { values } = parseArgs({
   options: {
     hits: { type: 'string', default: '200' },
-    misses: { type: 'string', default: '30' },
+    // 60 pairs: on a shared 2-core machine the paired difference of 30 moved by 10 ms between runs.
+    misses: { type: 'string', default: '60' },
     steps: { type: 'string', default: '10' },
     out: { type: 'string', default: 'docs/bench' },
+    before: { type: 'string' },
   },
 })
 const hits = Number(values.hits)
@@ -158,8 +161,38 @@ ${table(report.miss)}
 Local workerd is not Cloudflare's network: R2, KV and Durable Object calls are local here, so these are the
 edge's own processing costs, not production round trips.
 `
-  await writeFile(join(values.out, 'edge.md'), markdown)
-  console.log(markdown)
+  const before = values.before
+    ? (JSON.parse(await readFile(values.before, 'utf8')) as typeof report)
+    : undefined
+  const comparison = before ? `\n${compare(before, report)}` : ''
+  await writeFile(join(values.out, 'edge.md'), markdown + comparison)
+  console.log(markdown + comparison)
 } finally {
   await stack.stop()
+}
+
+type Report = {
+  measuredAt: string
+  machine: { cpu: string; cores: number; loadAverage1m: number }
+  cacheHit: Record<string, LatencySummary>
+  miss: Record<string, LatencySummary>
+}
+
+/** The before/after section: p50 and p95 of every row both reports have. */
+function compare(before: Report, after: Report): string {
+  const rows: (string | number)[][] = []
+  for (const group of ['cacheHit', 'miss'] as const) {
+    for (const [name, now] of Object.entries(after[group])) {
+      const then = before[group][name]
+      if (then) rows.push([name, then.p50, now.p50, then.p95, now.p95])
+    }
+  }
+  const table = markdownTable(['path', 'p50 before', 'p50 after', 'p95 before', 'p95 after'], rows)
+  return `## Before and after
+
+Before: measured ${before.measuredAt} on ${before.machine.cpu} (${before.machine.cores} cores, 1-minute load
+average ${before.machine.loadAverage1m} at the end), same command. Milliseconds.
+
+${table}
+`
 }
