@@ -117,20 +117,32 @@ export function onnxDualRateModels(
 }
 
 /**
- * Joins the feature rows of several runs into one tensor, in order. One slice that covers a whole heavy
- * output is passed through; otherwise rows are copied into a buffer reused across calls (a call that
- * overlaps one still using it gets a fresh buffer).
+ * Whether the slices are one heavy output's rows, all of them, in order: the runs of a light call that
+ * shared their last heavy call, in the same order (the scheduler keeps its runs in order).
+ */
+function coverWholeOutput(slices: readonly FeatureRows<ort.Tensor>[]): boolean {
+  const features = slices[0]?.features
+  let row = 0
+  for (const slice of slices) {
+    if (slice.features !== features || slice.offset !== row) return false
+    row += slice.rows
+  }
+  return row === features?.dims[0]
+}
+
+/**
+ * Joins the feature rows of several runs into one tensor, in order. Slices that cover a whole heavy
+ * output in order are passed through (runs stepping in lockstep: 16 rows are 2.4 MB not copied each
+ * step); otherwise rows are copied into a buffer reused across calls (a call that overlaps one still
+ * using it gets a fresh buffer).
  */
 function featureJoiner() {
   let shared = new Float32Array(0)
   let sharedInUse = false
   return (slices: readonly FeatureRows<ort.Tensor>[]) => {
-    const only = slices.length === 1 ? slices[0] : undefined
-    if (only && only.offset === 0 && only.rows === only.features.dims[0]) {
-      return { tensor: only.features, release() {} }
-    }
     const first = slices[0]
     if (!first) throw new Error('light: no feature rows')
+    if (coverWholeOutput(slices)) return { tensor: first.features, release() {} }
     const [, ...rowDims] = first.features.dims
     const rowValues = rowDims.reduce((product, dim) => product * dim, 1)
     const rows = slices.reduce((sum, slice) => sum + slice.rows, 0)
