@@ -87,8 +87,15 @@ export const manifestSchema = z
     }),
     recommended: z.object({
       steps: positiveInt,
+      /** The uniform interval K of the recommended setting (evaluations compare every K against it). */
       heavyEvery: positiveInt,
       guidance: z.number().nonnegative(),
+      /**
+       * When present, requests that name no schedule run the calibrated placement of this many calls
+       * (`{"calls": N}`, from heavyPlacements at `steps`) instead of every `heavyEvery`: recorded when
+       * the frontier (npm run frontier) finds it cheaper at an FD within 5 % of heavy-every-step.
+       */
+      heavyCalls: positiveInt.optional(),
     }),
     golden: z.object({ file: z.string().min(1) }),
     /** One line for people choosing a model (GET /v1/models). */
@@ -110,6 +117,14 @@ export const manifestSchema = z
   .superRefine((manifest, ctx) => {
     if (manifest.supports) checkSupports(manifest, manifest.supports, ctx)
     if (manifest.heavyPlacements) checkPlacements(manifest.heavyPlacements, ctx)
+    const { heavyCalls, steps } = manifest.recommended
+    if (heavyCalls !== undefined && !manifest.heavyPlacements?.[String(steps)]?.[heavyCalls - 1]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['recommended', 'heavyCalls'],
+        message: `no calibrated placement of ${heavyCalls} calls at ${steps} steps (heavyPlacements)`,
+      })
+    }
     if (manifest.nullClass < manifest.classes.length) {
       ctx.addIssue({
         code: 'custom',
@@ -166,9 +181,26 @@ function isPlacement(placement: readonly number[], steps: number): boolean {
   )
 }
 
+/**
+ * The options a request that names none runs: the recommended steps and guidance, and the calibrated
+ * placement of `heavyCalls` calls where the manifest recommends one, else every `heavyEvery`.
+ *
+ * @example
+ * recommendedOptions(manifest) // { steps: 50, heavySchedule: { every: 8 }, guidance: 1 }
+ */
+export function recommendedOptions(manifest: { recommended: Manifest['recommended'] }): {
+  steps: number
+  heavySchedule: { every: number } | { calls: number }
+  guidance: number
+} {
+  const { steps, heavyEvery, heavyCalls, guidance } = manifest.recommended
+  const heavySchedule = heavyCalls === undefined ? { every: heavyEvery } : { calls: heavyCalls }
+  return { steps, heavySchedule, guidance }
+}
+
 /** A student's declared support must include its own recommended setting, with valid placements. */
 function checkSupports(
-  manifest: { recommended: { steps: number; heavyEvery: number; guidance: number } },
+  manifest: { recommended: Manifest['recommended'] },
   supports: ModelSupport,
   ctx: z.RefinementCtx,
 ): void {
@@ -200,9 +232,7 @@ function checkSupports(
       })
     }
   }
-  const { steps, heavyEvery, guidance } = manifest.recommended
-  const recommended = { steps, heavySchedule: { every: heavyEvery }, guidance }
-  for (const issue of unsupportedOptions(supports, recommended)) {
+  for (const issue of unsupportedOptions(supports, recommendedOptions(manifest))) {
     ctx.addIssue({
       code: 'custom',
       path: ['recommended'],

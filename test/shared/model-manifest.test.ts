@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { parseManifest } from '../../shared/model-manifest.ts'
+import { parseManifest, recommendedOptions } from '../../shared/model-manifest.ts'
 import { validManifest } from '../fixtures/manifest.ts'
 
 function parseError(json: unknown): Error {
@@ -82,6 +82,40 @@ describe('parseManifest', () => {
     const unsorted = { ...validManifest(), heavyPlacements: { 3: [[0], [2, 0], [0, 1, 2]] } }
     expect(parseError(unsorted).message).toContain(
       'heavyPlacements.3[1]: expected 2 sorted distinct step indices from 0, below 3',
+    )
+  })
+
+  it('recommends a calibrated number of heavy calls only where the manifest has that placement', () => {
+    const placements = { 3: [[0], [0, 2], [0, 1, 2]] }
+    const base = { ...validManifest(), heavyPlacements: placements }
+    const calibrated = {
+      ...base,
+      recommended: { steps: 3, heavyEvery: 2, guidance: 1, heavyCalls: 2 },
+    }
+    expect(recommendedOptions(parseManifest(calibrated))).toEqual({
+      steps: 3,
+      heavySchedule: { calls: 2 },
+      guidance: 1,
+    })
+    expect(
+      recommendedOptions(
+        parseManifest({ ...base, recommended: { steps: 3, heavyEvery: 2, guidance: 1 } }),
+      ),
+    ).toEqual({
+      steps: 3,
+      heavySchedule: { every: 2 },
+      guidance: 1,
+    })
+    const uncalibratedSteps = {
+      ...calibrated,
+      recommended: { ...calibrated.recommended, steps: 4 },
+    }
+    expect(parseError(uncalibratedSteps).message).toContain(
+      'recommended.heavyCalls: no calibrated placement of 2 calls at 4 steps (heavyPlacements)',
+    )
+    const tooMany = { ...calibrated, recommended: { ...calibrated.recommended, heavyCalls: 4 } }
+    expect(parseError(tooMany).message).toContain(
+      'recommended.heavyCalls: no calibrated placement of 4 calls at 3 steps',
     )
   })
 

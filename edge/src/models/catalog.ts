@@ -12,7 +12,7 @@ import mmd8StepManifest from '../../../gpu-service/models/mmd-8step/manifest.jso
   type: 'json',
 }
 import type { Model } from '../../../shared/generation-api.ts'
-import { type Manifest, parseManifest } from '../../../shared/model-manifest.ts'
+import { type Manifest, parseManifest, recommendedOptions } from '../../../shared/model-manifest.ts'
 import { calibratedStepCounts, macsPerImage } from '../../../shared/model-support.ts'
 import { MAX_COUNT, MAX_GUIDANCE, MAX_SEED, MAX_STEPS } from '../../../shared/sampling-options.ts'
 
@@ -81,12 +81,11 @@ export function buildCatalog(bundled: readonly BundledManifest[]): ModelCatalog 
  * describeModel(parseManifest(json), true).cost.macsPerImage
  */
 export function describeModel(manifest: Manifest, isDefault: boolean): Model {
-  const { steps, heavyEvery, guidance } = manifest.recommended
+  const { steps, heavySchedule, guidance } = recommendedOptions(manifest)
   const rowCost = {
     heavyMacsPerRow: manifest.models.heavy.macsPerCall,
     lightMacsPerRow: manifest.models.light.macsPerCall,
   }
-  const heavySchedule = { every: heavyEvery }
   return {
     id: manifest.modelId,
     default: isDefault,
@@ -105,7 +104,14 @@ export function describeModel(manifest: Manifest, isDefault: boolean): Model {
       maxGuidance: MAX_GUIDANCE,
       maxSeed: MAX_SEED,
     },
-    cost: { ...rowCost, macsPerImage: macsPerImage(rowCost, { steps, heavySchedule, guidance }) },
+    cost: {
+      ...rowCost,
+      macsPerImage: macsPerImage(
+        rowCost,
+        { steps, heavySchedule, guidance },
+        manifest.heavyPlacements,
+      ),
+    },
   }
 }
 

@@ -3,7 +3,7 @@
 // model, what it supports) and prints the errors.
 import { parseArgs } from 'node:util'
 import { formatIssue, listIssues } from '../../../shared/issues.ts'
-import type { Manifest } from '../../../shared/model-manifest.ts'
+import { type Manifest, recommendedOptions } from '../../../shared/model-manifest.ts'
 import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
 import { unsupportedFlags } from './model-choice.ts'
 import { UsageError } from './usage-error.ts'
@@ -18,7 +18,8 @@ export const USAGE = `Usage: npm run sample -- --class <name|index> --out-dir <d
   --out-dir <dir>        where <classIndex>-<n>.png and grid.png are written
   --count <n>            images, 1..64 (default ${DEFAULT_COUNT})
   --steps <n>            sampler steps, 1..1000 (default: manifest recommended)
-  --heavy-every <k>      run the heavy encoder every k steps (default: manifest recommended)
+  --heavy-every <k>      run the heavy encoder every k steps
+                         (no heavy flag: the manifest's recommended schedule)
   --heavy-steps <list>   or at these step indices, e.g. 0,10,20 (step 0 is always included)
   --heavy-calls <n>      or n calls where the model's calibration placed them (npm run calibrate)
   --adaptive <tol>       or decided while sampling: refresh once x0 has moved tol (0 < tol <= 1)
@@ -83,7 +84,7 @@ const FLAG_OF_OPTION: Record<string, string> = {
 }
 
 /**
- * Resolves flags against the manifest (class names, recommended steps, heavyEvery and guidance) and
+ * Resolves flags against the manifest (class names, recommended steps, heavy schedule and guidance) and
  * validates them with the shared sampling-options schema and the model's `supports`. Throws a
  * UsageError listing every problem.
  *
@@ -110,11 +111,11 @@ export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): Sampl
   if (heavyFlags.length > 1) {
     problems.push(`--${heavyFlags[1]}: give one of --${HEAVY_FLAGS.join(', --')}, not several`)
   }
-  const heavyFlag = heavyFlags[0] ?? 'heavy-every'
-  let heavySchedule: SamplingOptions['heavySchedule'] = {
-    every: number('heavy-every', manifest.recommended.heavyEvery),
-  }
-  if (heavyFlag === 'heavy-steps') {
+  const heavyFlag = heavyFlags[0]
+  let heavySchedule: SamplingOptions['heavySchedule'] = recommendedOptions(manifest).heavySchedule
+  if (heavyFlag === 'heavy-every') {
+    heavySchedule = { every: number('heavy-every', manifest.recommended.heavyEvery) }
+  } else if (heavyFlag === 'heavy-steps') {
     heavySchedule = { steps: parseStepList(raw['heavy-steps'] as string, problems) }
   } else if (heavyFlag === 'heavy-calls') {
     heavySchedule = { calls: number('heavy-calls', 0) }

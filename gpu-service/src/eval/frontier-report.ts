@@ -13,7 +13,12 @@ export interface FrontierReport {
   /** Points kept from an earlier `npm run frontier` report (when it was measured, and its command). */
   kept: { from: string; date: string; command: string; points: string[] } | null
   settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
-  recommended: { steps: number; heavyEvery: number; guidance: number }
+  recommended: {
+    steps: number
+    heavyEvery: number
+    guidance: number
+    heavyCalls?: number | undefined
+  }
   points: FrontierPoint[]
   budgets: BudgetComparison[]
   cheapestWithin5Percent: string | null
@@ -46,11 +51,13 @@ export function renderFrontierReport(report: FrontierReport): string {
   const smallest = report.budgets.slice(0, 2)
   const smallestBetter = smallest.every((b) => b.calibratedFd < b.uniformFd)
   const cheapest = report.points.find((p) => p.name === report.cheapestWithin5Percent)
-  const current = report.points.find(
-    (p) =>
-      'every' in p.heavySchedule &&
-      p.family === 'uniform' &&
-      p.heavySchedule.every === report.recommended.heavyEvery,
+  const { heavyCalls, heavyEvery } = report.recommended
+  const current = report.points.find((p) =>
+    heavyCalls === undefined
+      ? p.family === 'uniform' && 'every' in p.heavySchedule && p.heavySchedule.every === heavyEvery
+      : p.family === 'calibrated' &&
+        'calls' in p.heavySchedule &&
+        p.heavySchedule.calls === heavyCalls,
   )
   return `# The quality-cost frontier
 
@@ -93,6 +100,6 @@ ${budgets.join('\n')}
 
 - At least as good at every budget: **${allAsGood ? 'yes' : 'no'}**.
 - Strictly better at the two smallest budgets: **${smallestBetter ? 'yes' : 'no'}**.
-- Cheapest setting with FD within 5 % of heavy-every-step${reference ? ` (FD ${reference.fd.mean.toFixed(2)})` : ''}: **${cheapest ? `${cheapest.name}, ${cheapest.gmacsPerImage.mean.toFixed(2)} GMACs per image, FD ${cheapest.fd.mean.toFixed(2)}` : 'none'}**${current ? `; the manifest's recommended every ${report.recommended.heavyEvery} costs ${current.gmacsPerImage.mean.toFixed(2)} GMACs at FD ${current.fd.mean.toFixed(2)}` : ''}.
+- Cheapest setting with FD within 5 % of heavy-every-step${reference ? ` (FD ${reference.fd.mean.toFixed(2)})` : ''}: **${cheapest ? `${cheapest.name}, ${cheapest.gmacsPerImage.mean.toFixed(2)} GMACs per image, FD ${cheapest.fd.mean.toFixed(2)}` : 'none'}**${current ? `; the manifest's recommended ${current.name} costs ${current.gmacsPerImage.mean.toFixed(2)} GMACs at FD ${current.fd.mean.toFixed(2)}` : ''}.
 `
 }

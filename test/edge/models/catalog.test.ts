@@ -53,6 +53,18 @@ describe('buildCatalog', () => {
     ])
   })
 
+  it('defaults to the calibrated placement, and prices it, when the manifest recommends a number of calls', () => {
+    const placements = defaultManifest.heavyPlacements['50']
+    const recommended = { ...defaultManifest.recommended, heavyCalls: 5 }
+    const catalog = buildCatalog([{ folder: '', manifest: { ...defaultManifest, recommended } }])
+    const { heavy, light } = defaultManifest.models
+    expect(placements[4]).toHaveLength(5)
+    expect(catalog.defaultModel).toMatchObject({
+      defaults: { steps: 50, heavySchedule: { calls: 5 } },
+      cost: { macsPerImage: 5 * heavy.macsPerCall + 50 * light.macsPerCall },
+    })
+  })
+
   it('refuses a catalog without a default manifest, or with one model twice', () => {
     expect(() => buildCatalog([{ folder: 'a', manifest: studentManifest }])).toThrow(
       "expected one default manifest (folder ''), got 0",
