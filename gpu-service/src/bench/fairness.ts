@@ -72,8 +72,8 @@ async function trial(client: RunClient, bigRun: RunRequest, seed: number): Promi
     firstStep = resolve
   })
   let bigEndedAt = 0
-  const big = timedRun(client, { ...bigRun, seed }, (event) => {
-    if (event.type === 'step') firstStep()
+  const big = timedRun(client, { ...bigRun, seed }, (type) => {
+    if (type === 'step') firstStep()
   }).then((timing) => {
     bigEndedAt = performance.now()
     return timing
