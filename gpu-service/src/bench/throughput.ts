@@ -6,7 +6,7 @@
 // it (the load average is recorded with them).
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { loadavg } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import type { RunRequest } from '../../../shared/run-protocol.ts'
 import type { RunClient } from '../cli/run-client.ts'
 import { loadModelPair, readManifest } from '../onnx/model-pair.ts'
@@ -214,7 +214,7 @@ export function renderThroughputMarkdown(
   const beforeRule = before ? ' --- | --- | --- |' : ''
   const beforeNote = before
     ? `\nThe "before" columns are from ${before.date} at ${before.revision} (\`${before.command}\`), ` +
-      `set against this run's ceiling where that report has none of its own.\n`
+      `each against that run's own ceiling; compare the load averages before reading much into a change.\n`
     : ''
   return `# gpu-service benchmark
 
@@ -243,6 +243,8 @@ it steps as many runs together as the service could batch there (one per client,
 maxActiveRuns and maxBatchRows) in lockstep, so every heavy call holds every run's rows, and starts the
 next batch when they finish: the best the service's batching could do with these models and threads.
 Service figures are batching on. Overhead ratio: wall time per image over ONNX Runtime time per image.
+The service, the benchmark's clients (in this process) and the ceiling share the machine's
+${cpus().length} cores; anything else running on it shows in the load average above.
 ${beforeNote}
 | concurrency | ceiling batch (runs) | ceiling images/s | service images/s | service / ceiling | ONNX ms per image: ceiling | ONNX ms per image: service | overhead ratio: ceiling | overhead ratio: service |${beforeHeader}
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |${beforeRule}
