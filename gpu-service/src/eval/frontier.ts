@@ -199,13 +199,7 @@ export function reusableScores(
   modelId: string,
 ): Map<string, SeedScore[]> {
   const reused = new Map<string, SeedScore[]>()
-  const same =
-    results.modelId === modelId &&
-    results.settings.seeds.join() === measure.seeds.join() &&
-    results.settings.samplesPerClass === measure.samplesPerClass &&
-    results.settings.steps === measure.steps &&
-    results.settings.guidance === measure.guidance
-  if (!same) return reused
+  if (!measuredLike(results, measure, modelId)) return reused
   for (const setting of settings) {
     if (setting.family !== 'uniform' || !('every' in setting.heavySchedule)) continue
     const { every } = setting.heavySchedule
@@ -213,6 +207,22 @@ export function reusableScores(
     if (found) reused.set(setting.name, found.seeds)
   }
   return reused
+}
+
+/** Whether an earlier report sampled the same model with the same seeds, samples, steps and guidance. */
+function measuredLike(
+  earlier: { modelId: string; settings: EvalResults['settings'] },
+  measure: EvalResults['settings'],
+  modelId: string,
+): boolean {
+  const { settings } = earlier
+  return (
+    earlier.modelId === modelId &&
+    settings.seeds.join() === measure.seeds.join() &&
+    settings.samplesPerClass === measure.samplesPerClass &&
+    settings.steps === measure.steps &&
+    settings.guidance === measure.guidance
+  )
 }
 
 /** The parts of an earlier `npm run frontier` report (docs/eval/frontier.json) a frontier can keep. */
@@ -242,13 +252,7 @@ export function keptScores(
   placements: readonly (readonly number[])[],
 ): Map<string, SeedScore[]> {
   const kept = new Map<string, SeedScore[]>()
-  const same =
-    earlier.modelId === modelId &&
-    earlier.settings.seeds.join() === measure.seeds.join() &&
-    earlier.settings.samplesPerClass === measure.samplesPerClass &&
-    earlier.settings.steps === measure.steps &&
-    earlier.settings.guidance === measure.guidance
-  if (!same) return kept
+  if (!measuredLike(earlier, measure, modelId)) return kept
   for (const setting of settings) {
     if (setting.family !== 'uniform' && setting.family !== 'calibrated') continue
     const point = earlier.points.find((p) => p.name === setting.name && p.family === setting.family)
