@@ -56,7 +56,10 @@ export const generationRequestSchema = z
     steps: z.number().int().min(1).max(MAX_STEPS).optional(),
     heavySchedule: heavyScheduleSchema.optional().meta({
       description:
-        'When the heavy encoder runs: every K-th step ({"every": K}) or at listed steps.',
+        'When the heavy encoder runs: every K-th step ({"every": K}), at listed steps ({"steps": [...]}), ' +
+        'N calibrated calls ({"calls": N}) or decided while sampling ({"adaptive": {"tolerance": T}}). ' +
+        "Absent: the model's defaults.heavySchedule; where that is calibrated calls and the request's " +
+        'steps have no calibrated placements, every ceil(defaults.steps / calls) steps.',
     }),
     guidance: z.number().min(0).max(MAX_GUIDANCE).optional(),
     seed: z.number().int().min(0).max(MAX_SEED).optional(),

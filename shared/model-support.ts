@@ -3,7 +3,7 @@
 // training distribution, so every boundary (edge input, gpu-service, CLI) refuses it with the field named.
 import { type HeavyPlacements, heavySteps, isAdaptive } from './heavy-schedule.ts'
 import type { ModelSupport } from './model-manifest.ts'
-import { modelRows, type SamplingOptions } from './sampling-options.ts'
+import { type HeavySchedule, modelRows, type SamplingOptions } from './sampling-options.ts'
 
 /**
  * The step counts a model has calibrated heavy placements for (manifest `heavyPlacements`), where
@@ -16,6 +16,25 @@ export function calibratedStepCounts(placements: HeavyPlacements | undefined): n
   return Object.keys(placements ?? {})
     .map(Number)
     .sort((a, b) => a - b)
+}
+
+/**
+ * The heavy schedule a request that names none runs at `steps`: the model's default schedule, except
+ * that a default of calibrated calls exists only at the step counts with placements; at another step
+ * count it becomes every ceil(default steps / calls) steps, about as many calls per step, uniform.
+ *
+ * @example
+ * defaultHeavySchedule({ steps: 50, heavySchedule: { calls: 5 } }, [50], 50) // { calls: 5 }
+ * defaultHeavySchedule({ steps: 50, heavySchedule: { calls: 5 } }, [50], 20) // { every: 10 }
+ */
+export function defaultHeavySchedule(
+  defaults: { steps: number; heavySchedule: HeavySchedule },
+  calibratedSteps: readonly number[] | undefined,
+  steps: number,
+): HeavySchedule {
+  const schedule = defaults.heavySchedule
+  if (!('calls' in schedule) || (calibratedSteps ?? []).includes(steps)) return schedule
+  return { every: Math.ceil(defaults.steps / schedule.calls) }
 }
 
 /** One refused option, located by its field in the request. */

@@ -171,7 +171,14 @@ function chooseModel(chosen: Model): void {
   }
   const { defaults, limits, supports } = chosen
   ui.steps.value = String(defaults.steps)
-  ui.heavyEvery.value = String('every' in defaults.heavySchedule ? defaults.heavySchedule.every : 1)
+  // Every K prefilled at the default's cost where it has one: K itself, or about as many calls.
+  ui.heavyEvery.value = String(
+    'every' in defaults.heavySchedule
+      ? defaults.heavySchedule.every
+      : 'calls' in defaults.heavySchedule
+        ? Math.ceil(defaults.steps / defaults.heavySchedule.calls)
+        : 1,
+  )
   chosenHeavyKind = heavyKindOf(defaults.heavySchedule)
   // As many calibrated calls as the default schedule makes, so the two compare at equal cost.
   ui.heavyCalls.value = String(

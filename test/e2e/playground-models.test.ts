@@ -129,18 +129,20 @@ describe('the playground’s model choice', () => {
 })
 
 describe('the playground’s heavy schedule', () => {
-  it('offers calibrated calls only at a calibrated step count, says where, and sends {calls}', async () => {
+  it("starts on the default model's calibrated calls, offers them only at a calibrated step count, and sends {calls}", async () => {
     const page = await openPlayground()
-    expect(await heavyKind(page).inputValue()).toBe('every')
+    // The default model recommends 5 calibrated calls at 50 steps (its manifest's recommended.heavyCalls).
+    expect(await heavyKind(page).inputValue()).toBe('calls')
+    expect(await field(page, 'Calibrated heavy calls').inputValue()).toBe('5')
+    expect(await field(page, 'Heavy encoder every K steps').isVisible()).toBe(false)
     expect(await heavyKindEnabled(page)).toEqual(['every', 'calls', 'adaptive'])
     expect(await page.locator('#heavy-kind-help').textContent()).toBe(
       'Calibrated calls work at 50 steps only, where this model has calibrated placements.',
     )
+    // Every K is prefilled at about the same cost: 5 calls in 50 steps, every 10.
+    await heavyKind(page).selectOption('every')
+    expect(await field(page, 'Heavy encoder every K steps').inputValue()).toBe('10')
     await heavyKind(page).selectOption('calls')
-    // As many calls as the default (every 8 at 50 steps), in place of the every-K field.
-    expect(await field(page, 'Calibrated heavy calls').inputValue()).toBe('7')
-    expect(await field(page, 'Heavy encoder every K steps').isVisible()).toBe(false)
-    await field(page, 'Calibrated heavy calls').fill('5')
 
     // 40 steps have no placements: every K steps until the steps are 50 again.
     await field(page, 'Steps').fill('40')

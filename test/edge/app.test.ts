@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import manifest from '../../gpu-service/models/manifest.json' with { type: 'json' }
+import { recommendedOptions } from '../../shared/model-manifest.ts'
 import { call } from './helpers/api.ts'
 
 describe('GET /v1/models', () => {
@@ -16,7 +17,7 @@ describe('GET /v1/models', () => {
       defaults: {
         count: 1,
         steps: manifest.recommended.steps,
-        heavySchedule: { every: manifest.recommended.heavyEvery },
+        heavySchedule: recommendedOptions(manifest).heavySchedule,
         guidance: manifest.recommended.guidance,
         previewEvery: 0,
       },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { describeHeavySchedule, heavyStepMask, heavySteps } from '../../shared/heavy-schedule.ts'
 import {
   calibratedStepCounts,
+  defaultHeavySchedule,
   macsPerImage,
   unsupportedOptions,
 } from '../../shared/model-support.ts'
@@ -82,6 +83,18 @@ describe('unsupportedOptions and macsPerImage for the new schedules', () => {
         message: '{"calls": N} needs a calibrated placement; this model has none',
       },
     ])
+  })
+
+  it('defaults to calibrated calls only at a calibrated step count, elsewhere to as many per step, uniform', () => {
+    const defaults = { steps: 50, heavySchedule: { calls: 5 } }
+    expect(defaultHeavySchedule(defaults, [50], 50)).toEqual({ calls: 5 })
+    expect(defaultHeavySchedule(defaults, [50], 20)).toEqual({ every: 10 })
+    expect(defaultHeavySchedule({ steps: 50, heavySchedule: { calls: 7 } }, [50], 100)).toEqual({
+      every: 8,
+    })
+    expect(defaultHeavySchedule({ steps: 50, heavySchedule: { every: 8 } }, [50], 20)).toEqual({
+      every: 8,
+    })
   })
 
   it('lists the calibrated step counts in order', () => {

@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import type { HeavySchedule } from '../../shared/sampling-options.ts'
 
 const stack = inject('stack')
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -73,21 +74,35 @@ describe('the playground page', () => {
     )
     const [model] = (
       (await (await fetch(`${stack.apiBase}/v1/models`)).json()) as {
-        data: { defaults: { steps: number; heavySchedule: { every: number }; guidance: number } }[]
+        data: { defaults: { steps: number; heavySchedule: HeavySchedule; guidance: number } }[]
       }
     ).data
+    const defaults = model?.defaults
+    if (!defaults) throw new Error('GET /v1/models listed no model')
     const { page } = await openPlayground()
     const classes = page.getByRole('combobox', { name: 'Class' })
     expect(await classes.locator('option').allTextContents()).toHaveLength(10)
     const field = (name: string) => page.getByRole('spinbutton', { name, exact: true }).inputValue()
+    const kind = page.getByRole('combobox', { name: 'Heavy schedule' })
+    // The default model's default schedule: every K steps, or a calibrated number of calls.
+    const schedule =
+      'calls' in defaults.heavySchedule
+        ? { kind: 'calls', value: await field('Calibrated heavy calls') }
+        : { kind: 'every', value: await field('Heavy encoder every K steps') }
     expect({
       steps: await field('Steps'),
-      heavyEvery: await field('Heavy encoder every K steps'),
+      kind: await kind.inputValue(),
+      schedule: schedule.value,
       guidance: await field('Guidance'),
     }).toEqual({
-      steps: String(model?.defaults.steps),
-      heavyEvery: String(model?.defaults.heavySchedule.every),
-      guidance: String(model?.defaults.guidance),
+      steps: String(defaults.steps),
+      kind: schedule.kind,
+      schedule: String(
+        'calls' in defaults.heavySchedule
+          ? defaults.heavySchedule.calls
+          : 'every' in defaults.heavySchedule && defaults.heavySchedule.every,
+      ),
+      guidance: String(defaults.guidance),
     })
     await page.close()
   })

@@ -3,7 +3,7 @@
 // is checked as the gpu-service will check it, then against what the model supports (a distilled
 // few-step model samples only the step counts, heavy placements and guidance it was distilled for).
 import type { GenerationRequest, Model } from '../../../shared/generation-api.ts'
-import { unsupportedOptions } from '../../../shared/model-support.ts'
+import { defaultHeavySchedule, unsupportedOptions } from '../../../shared/model-support.ts'
 import { type RunRequest, runRequestSchema } from '../../../shared/run-protocol.ts'
 import { MAX_SEED } from '../../../shared/sampling-options.ts'
 import type { ModelCatalog } from '../models/catalog.ts'
@@ -59,11 +59,13 @@ export function resolveRunRequest(
     const names = model.classes.map((entry) => entry.name).join(', ')
     throw invalidRequest([{ field: 'class', message: `unknown class; expected one of: ${names}` }])
   }
+  const steps = body.steps ?? model.defaults.steps
   const candidate = {
     classIndex,
     count: body.count ?? model.defaults.count,
-    steps: body.steps ?? model.defaults.steps,
-    heavySchedule: body.heavySchedule ?? model.defaults.heavySchedule,
+    steps,
+    heavySchedule:
+      body.heavySchedule ?? defaultHeavySchedule(model.defaults, model.calibratedSteps, steps),
     guidance: body.guidance ?? model.defaults.guidance,
     seed: body.seed ?? Math.min(seed(), MAX_SEED),
     previewEvery: body.previewEvery ?? model.defaults.previewEvery,

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util'
 import { formatIssue, listIssues } from '../../../shared/issues.ts'
 import { type Manifest, recommendedOptions } from '../../../shared/model-manifest.ts'
+import { calibratedStepCounts, defaultHeavySchedule } from '../../../shared/model-support.ts'
 import { type SamplingOptions, samplingOptionsSchema } from '../../../shared/sampling-options.ts'
 import { unsupportedFlags } from './model-choice.ts'
 import { UsageError } from './usage-error.ts'
@@ -112,7 +113,11 @@ export function resolveSampleArgs(raw: RawSampleArgs, manifest: Manifest): Sampl
     problems.push(`--${heavyFlags[1]}: give one of --${HEAVY_FLAGS.join(', --')}, not several`)
   }
   const heavyFlag = heavyFlags[0]
-  let heavySchedule: SamplingOptions['heavySchedule'] = recommendedOptions(manifest).heavySchedule
+  let heavySchedule: SamplingOptions['heavySchedule'] = defaultHeavySchedule(
+    recommendedOptions(manifest),
+    calibratedStepCounts(manifest.heavyPlacements),
+    steps,
+  )
   if (heavyFlag === 'heavy-every') {
     heavySchedule = { every: number('heavy-every', manifest.recommended.heavyEvery) }
   } else if (heavyFlag === 'heavy-steps') {

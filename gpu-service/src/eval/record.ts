@@ -9,7 +9,9 @@ import { MANIFEST_FILE } from '../onnx/model-pair.ts'
 
 /**
  * Sets `recommended` in `modelDir`/manifest.json, every other field as it was; returns the file's path.
- * Throws, naming the file and leaving it untouched, when the result would not be a valid manifest.
+ * A calibrated `heavyCalls` the manifest recommends (recorded from the frontier, which `npm run eval` does
+ * not measure) stays while the recommended step count does. Throws, naming the file and leaving it
+ * untouched, when the result would not be a valid manifest.
  *
  * @example
  * await recordRecommended('gpu-service/models/mmd-8step', { steps: 8, heavyEvery: 2, guidance: 1 })
@@ -20,7 +22,11 @@ export async function recordRecommended(
 ): Promise<string> {
   const manifestPath = join(modelDir, MANIFEST_FILE)
   const raw = JSON.parse(await readFile(manifestPath, 'utf8'))
-  raw.recommended = recommended
+  const { heavyCalls, steps } = raw.recommended ?? {}
+  raw.recommended =
+    heavyCalls !== undefined && recommended.heavyCalls === undefined && steps === recommended.steps
+      ? { ...recommended, heavyCalls }
+      : recommended
   try {
     parseManifest(raw)
   } catch (error) {

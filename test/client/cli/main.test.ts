@@ -215,8 +215,10 @@ describe('dual-rate models, status, cancel', () => {
     expect(first).toMatch(/^classes {3}0 T-shirt\/top, 1 Trouser, .*7 Sneaker/m)
     expect(first).toMatch(/^limits {4}count <= 64, steps <= 1000, guidance <= 20$/m)
     expect(first).toMatch(/^calls {5}calibrated heavy placements at 50 steps \(--heavy-calls N\)$/m)
+    // The default model recommends 5 calibrated heavy calls: 5 x 321 + 50 x 17.7 MMAC.
+    expect(first).toMatch(/^defaults {2}50 steps, heavy 5 calibrated calls, guidance 1$/m)
     expect(first).toMatch(
-      /^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call; 3.\d\d GMAC per image at the defaults$/m,
+      /^cost {6}heavy 321 MMAC, light 17.7 MMAC per image row and call; 2.49 GMAC per image at the defaults$/m,
     )
     expect(second).toMatch(new RegExp(`^model {5}${STUDENT_MODEL_ID}, 28x28, 1 channel$`, 'm'))
     expect(second).toMatch(new RegExp(`^teacher {3}${DEFAULT_MODEL_ID}$`, 'm'))

@@ -53,6 +53,18 @@ describe('POST /v1/generations', () => {
     expect(done.urls.images).toEqual([`https://edge.test/v1/results/${job.id}.png`])
   })
 
+  it("runs the default model's recommended calibrated calls at its steps, and every ceil(50 / calls) steps at others", async () => {
+    const { authorization } = await createKey()
+    const at = async (steps: number) =>
+      (
+        (await (
+          await postGeneration(authorization, { class: 1, steps, seed: uniqueSeed() })
+        ).json()) as Job & { request: { heavySchedule: unknown } }
+      ).request.heavySchedule
+    expect(await at(50)).toEqual({ calls: 5 })
+    expect(await at(20)).toEqual({ every: 10 })
+  })
+
   it('draws a seed when none is given and returns it', async () => {
     const { authorization } = await createKey()
     const first = (await (

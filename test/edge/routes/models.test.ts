@@ -47,15 +47,14 @@ describe('GET /v1/models', () => {
       [DEFAULT_MODEL_ID, true],
       [STUDENT_MODEL_ID, false],
     ])
-    const { steps, heavyEvery, guidance } = defaultManifest.recommended
+    // The default model recommends a calibrated number of heavy calls at its recommended steps.
+    const { steps, heavyCalls, guidance } = defaultManifest.recommended
     const defaultRows = guidance === 1 ? 1 : 2
     expect(data[0]).not.toHaveProperty('supports')
     expect(data[0]).toMatchObject({
-      defaults: { steps, heavySchedule: { every: heavyEvery }, guidance },
+      defaults: { steps, heavySchedule: { calls: heavyCalls }, guidance },
       cost: {
-        macsPerImage:
-          defaultRows *
-          (Math.ceil(steps / heavyEvery) * heavy.macsPerCall + steps * light.macsPerCall),
+        macsPerImage: defaultRows * (heavyCalls * heavy.macsPerCall + steps * light.macsPerCall),
       },
     })
     expect(data[1]).toMatchObject({

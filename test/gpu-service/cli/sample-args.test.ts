@@ -28,6 +28,8 @@ describe('npm run sample heavy-schedule flags', () => {
 
   it('runs the recommended calibrated calls when the manifest names a number and no flag is given', () => {
     expect(resolve([], withCalls)).toEqual({ calls: 5 })
+    // Placements exist at 50 steps only: elsewhere about as many calls per step, uniform.
+    expect(resolve(['--steps', '20'], withCalls)).toEqual({ every: 10 })
   })
 
   it('runs what a flag asks for instead', () => {

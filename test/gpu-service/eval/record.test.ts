@@ -54,4 +54,24 @@ describe('recordRecommended', () => {
     )
     expect(await manifestText(studentDir)).toBe(before)
   })
+
+  it('keeps a calibrated heavyCalls recommendation while the recommended step count stays', async () => {
+    const root = JSON.parse(await manifestText(folder.dir))
+    const withCalls = { ...root.recommended, heavyCalls: 5 }
+    await recordRecommended(folder.dir, withCalls)
+    await recordRecommended(folder.dir, { steps: 50, heavyEvery: 4, guidance: 1 })
+    expect(JSON.parse(await manifestText(folder.dir)).recommended).toEqual({
+      steps: 50,
+      heavyEvery: 4,
+      guidance: 1,
+      heavyCalls: 5,
+    })
+    // Another step count has no calibrated placements: the calibrated recommendation goes.
+    await recordRecommended(folder.dir, { steps: 40, heavyEvery: 4, guidance: 1 })
+    expect(JSON.parse(await manifestText(folder.dir)).recommended).toEqual({
+      steps: 40,
+      heavyEvery: 4,
+      guidance: 1,
+    })
+  })
 })
