@@ -84,8 +84,9 @@ ${bar('FD(K=8) / FD(K=1) <= 1.30', ratios.fdK8, (v) => v <= 1.3, times)}
 ${bar('MACs(K=4) / MACs(K=1) <= 1/3', ratios.macsK4, (v) => v <= 1 / 3, times)}
 ${bar('wall(K=4) / wall(K=1) <= 1/2.5', ratios.wallK4, (v) => v <= 1 / 2.5, times)}
 
-Recommended (the cheapest K within the K=4 quality bar, or the smallest K measured when none is or K=1 was not
-measured; recorded in the model's manifest with \`--record\`):
+Recommended uniform K (the cheapest K within the K=4 quality bar, or the smallest K measured when none is or K=1
+was not measured; recorded in the model's manifest with \`--record\`; a calibrated number of heavy calls the
+frontier found cheaper, \`recommended.heavyCalls\`, stays the default where the manifest has one):
 ${settings.steps} steps, heavy every ${report.recommended.heavyEvery}, guidance ${report.recommended.guidance}.
 Sample grids (one row per class, seed ${settings.seeds[0]}): ${report.intervals.map((r) => `[K=${r.heavyEvery}](grid-k${r.heavyEvery}.png)`).join(', ')}.
 ${FURTHER_PAGES}`
@@ -96,8 +97,8 @@ const FURTHER_PAGES = `
 More measurements of the default model:
 - Feature drift (how far reused heavy features are from fresh ones, step by step, and what that does to
   x0), \`npm run drift\`: [drift.md](drift.md).
-- What reusing features of each age costs at each step, and the calibrated placements of every budget of
-  heavy calls, \`npm run calibrate\`: [reuse-cost.json](reuse-cost.json).
+- What reusing features of each age costs at each step, how far a step's error carries to the image, and
+  the calibrated placements of every budget of heavy calls, \`npm run calibrate\`: [reuse-cost.json](reuse-cost.json).
 - The quality-cost frontier (uniform, calibrated and adaptive heavy schedules), \`npm run frontier\`:
-  [frontier.md](frontier.md).
+  [frontier.md](frontier.md); its cheapest setting within 5 % of K=1, 5 calibrated calls, is the default.
 `
