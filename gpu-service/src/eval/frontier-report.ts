@@ -1,4 +1,5 @@
 // docs/eval/frontier.md: the frontier's results page, rendered from what `npm run frontier` measured.
+import type { Manifest } from '../../../shared/model-manifest.ts'
 import type { BudgetComparison, FrontierPoint } from './frontier.ts'
 import type { Summary } from './measure-claim.ts'
 
@@ -13,12 +14,7 @@ export interface FrontierReport {
   /** Points kept from an earlier `npm run frontier` report (when it was measured, and its command). */
   kept: { from: string; date: string; command: string; points: string[] } | null
   settings: { seeds: number[]; samplesPerClass: number; steps: number; guidance: number }
-  recommended: {
-    steps: number
-    heavyEvery: number
-    guidance: number
-    heavyCalls?: number | undefined
-  }
+  recommended: Manifest['recommended']
   points: FrontierPoint[]
   budgets: BudgetComparison[]
   cheapestWithin5Percent: string | null
