@@ -168,8 +168,16 @@ describe('the playground page', () => {
     ).toBe('pixelated')
     expect((await result.boundingBox())?.width).toBe(224)
 
-    // previewEvery = 24 / 10 rounded = 2: twelve previews, all before the final image loaded.
-    expect(await page.locator('#previews img').count()).toBe(12)
+    // previewEvery = 24 / 10 rounded = 2: at most twelve previews (steps 2, 4, ..., 24), all before the
+    // final image loaded. Fewer may arrive by design: a preview is a snapshot, so the gpu-service's queue
+    // and the edge's event log keep only the latest one for a reader that is behind (a busy CI machine).
+    const captions = await page.locator('#previews figcaption').allTextContents()
+    const previewSteps = captions.map((caption) => Number(caption.replace('step ', '')))
+    expect(previewSteps.length).toBeGreaterThanOrEqual(1)
+    expect(previewSteps.length).toBeLessThanOrEqual(12)
+    expect(previewSteps.every((step) => step % 2 === 0)).toBe(true)
+    expect(previewSteps).toEqual([...previewSteps].sort((a, b) => a - b))
+    expect(previewSteps.at(-1)).toBe(24)
     const timeline = (await page.evaluate('timeline')) as { what: string; at: number }[]
     const firstPreview = timeline.find((entry) => entry.what === 'preview')?.at ?? Infinity
     const resultShown = timeline.find((entry) => entry.what === 'result')?.at ?? -Infinity
