@@ -1,6 +1,8 @@
 // `npm run sim:fleet`: a local fleet of three gpu-services behind the edge (wrangler dev), on loopback. The
 // fleet is uneven on purpose: by default the third gpu-service's ONNX Runtime gets one intra-op thread, the
-// others two. Three phases, each on a fresh stack (local-stack.ts) and each a closed loop of
+// others two, and the third is capped at a quarter of a core (`--cpu-limit 3:0.25`, a cgroup quota,
+// cpu-limit.ts; `--cpu-limit none` for no cap). On one shared machine the cap is what makes it a smaller
+// machine: fewer threads alone only give it a smaller share of cores the others leave idle. Phases, each on a fresh stack (local-stack.ts) and each a closed loop of
 // `--concurrency` callers sending 50-step one-image jobs (fresh seeds: no cache hits) for `--seconds`:
 //   rotation  BACKEND_ROUTING=rotation, the earlier per-job rotation;
 //   load      BACKEND_ROUTING=load, the power of two choices by reported load;
@@ -18,12 +20,15 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
+import { type CpuLimit, createCpuLimit } from './cpu-limit.ts'
 import { runDirect } from './direct-run.ts'
 import { type LocalStack, startLocalStack } from './local-stack.ts'
+import { groupMembers } from './process-group.ts'
 import { type LatencySummary, markdownTable, round, summarize } from './report.ts'
 
 const USAGE = `usage: npm run sim:fleet -- [--seconds 60] [--concurrency 16] [--steps 50]
-  [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--phases rotation,load,faults]
+  [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--cpu-limit 3:0.25|none]...
+  [--phases rotation,load,faults]
   [--sigterm-at 20] [--sigkill-at 40] [--verify all|N] [--out docs/reliability] [--name fleet]
   [--log FILE]`
 
@@ -39,6 +44,7 @@ function options() {
         steps: { type: 'string', default: '50' },
         threads: { type: 'string', default: '2,2,1' },
         'backend-env': { type: 'string', multiple: true, default: [] },
+        'cpu-limit': { type: 'string', multiple: true, default: ['3:0.25'] },
         name: { type: 'string', default: 'fleet' },
         phases: { type: 'string', default: PHASES.join(',') },
         'sigterm-at': { type: 'string', default: '20' },
@@ -76,6 +82,22 @@ function options() {
       const [, index, name, value] = match as unknown as [string, string, string, string]
       ;(backendEnv[Number(index) - 1] as Record<string, string>)[name] = value
     }
+    // N:CORES caps the Nth gpu-service's CPU time, e.g. 3:0.25 for a quarter of a core.
+    const cpuLimits: (number | undefined)[] = [undefined, undefined, undefined]
+    const limitEntries = values['cpu-limit'].filter((entry) => entry !== 'none')
+    if (limitEntries.length < values['cpu-limit'].length && limitEntries.length > 0) {
+      throw new Error('--cpu-limit none cannot be combined with a limit')
+    }
+    for (const entry of limitEntries) {
+      const match = /^([123]):(\d+(?:\.\d+)?)$/.exec(entry)
+      const cores = Number(match?.[2])
+      if (!match || !(cores >= 0.01 && cores <= 64)) {
+        throw new Error(
+          `--cpu-limit takes N:CORES with N 1 to 3 and CORES 0.01 to 64, or none, not ${entry}`,
+        )
+      }
+      cpuLimits[Number(match[1]) - 1] = cores
+    }
     if (!/^[a-z0-9-]+$/.test(values.name)) {
       throw new Error(`--name takes lower-case letters, digits and -, not ${values.name}`)
     }
@@ -90,6 +112,8 @@ function options() {
       steps: whole(values.steps, 'steps', 1, 1000),
       threads,
       backendEnv,
+      /** CPU cores each gpu-service may use (a cgroup quota); undefined: no cap. */
+      cpuLimits,
       /** The report's file name, without .json / .md. */
       name: values.name,
       phases: phases as Phase[],
@@ -322,6 +346,7 @@ interface PhaseReport {
     string,
     {
       intraOpThreads: number
+      cpuLimitCores?: number
       jobs: number
       share: number
       latencyMs: LatencySummary
@@ -370,7 +395,15 @@ async function runPhase(phaseName: Phase): Promise<PhaseReport> {
     },
     ...(log && { edgeLogLevel: 'info' as const }),
   })
+  const limits: CpuLimit[] = []
   try {
+    for (const [index, cores] of settings.cpuLimits.entries()) {
+      const backend = stack.backends[index]
+      if (cores === undefined || backend?.pid === undefined) continue
+      const limit = await createCpuLimit(`dualrate-sim-${backend.name}`, cores)
+      limits.push(limit)
+      await limit.add((await groupMembers(backend.pid)).map((member) => member.pid))
+    }
     // Warm the worker, the job objects and each backend's first batched calls; not measured.
     await Promise.all(
       Array.from({ length: settings.concurrency }, async (_, index) => {
@@ -416,6 +449,7 @@ async function runPhase(phaseName: Phase): Promise<PhaseReport> {
     return report
   } finally {
     await stack.stop()
+    for (const limit of limits) await limit.release()
   }
 }
 
@@ -439,6 +473,7 @@ function summarizePhase(
     const mine = succeeded.filter((job) => backendOf.get(job.id) === child.name)
     backends[child.name] = {
       intraOpThreads: settings.threads[index] ?? 0,
+      ...(settings.cpuLimits[index] !== undefined && { cpuLimitCores: settings.cpuLimits[index] }),
       jobs: mine.length,
       share: round(mine.length / Math.max(1, succeeded.length)),
       latencyMs: latency(mine),
@@ -565,7 +600,9 @@ function describeBackend(index: number): string {
   const extra = Object.entries(settings.backendEnv[index] ?? {}).map(
     ([name, value]) => `${name}=${value}`,
   )
-  return [`${threads} intra-op thread${threads > 1 ? 's' : ''}`, ...extra].join(', ')
+  const cores = settings.cpuLimits[index]
+  const cap = cores === undefined ? [] : [`CPU capped at ${cores} cores (cgroup quota)`]
+  return [`${threads} intra-op thread${threads > 1 ? 's' : ''}`, ...cap, ...extra].join(', ')
 }
 
 async function main(): Promise<number> {
@@ -602,6 +639,7 @@ async function main(): Promise<number> {
       stack: 'wrangler dev (local workerd) + 3 gpu-services on CPU, loopback, all on this machine',
       intraOpThreads: settings.threads,
       backendEnv: settings.backendEnv,
+      cpuLimitCores: settings.cpuLimits.map((cores) => cores ?? null),
       seconds: settings.seconds,
       concurrency: settings.concurrency,
       request: { count: 1, steps: settings.steps, heavyEvery: 4, guidance: 'default (1)' },
@@ -738,12 +776,13 @@ ${
 ## What this can and cannot show
 
 Everything runs on this one machine: three compute-bound gpu-services, workerd and wrangler's proxy, and the
-load generator share its ${machine.cores} cores, so the gpu-services' threads oversubscribe them. "Uneven" can
-therefore only mean a different share of the same cores (fewer ONNX Runtime threads) or a different admission
-policy (\`DUALRATE_MAX_ACTIVE_RUNS\`), not a smaller machine; the per-backend latencies above show how uneven
-the fleet really was. Since every backend draws on the same cores, routing cannot add capacity here:
-throughput is bounded by the machine, and what routing changes is where jobs queue. On a fleet of separate
-machines, load-aware routing would also keep the fast ones busier; that is not measured. \`wrangler dev\` runs
+load generator share its ${machine.cores} cores, so the gpu-services' threads oversubscribe them. Fewer ONNX
+Runtime threads alone do not make a backend slower here (it takes the cycles the others leave idle); a CPU
+cap (\`--cpu-limit\`, a cgroup CFS quota) does: the capped backend is a smaller machine, which no share of
+the others' idle time can speed up. The per-backend latencies above show how uneven the fleet really was.
+The uncapped backends still draw on the same cores, so routing adds little capacity here: what it changes is
+mostly where jobs queue. On a fleet of separate machines, load-aware routing would also keep the fast ones
+busier; that is not measured. \`wrangler dev\` runs
 every job object in one isolate, so the edge's fleet state is one shared view here; in production each isolate
 learns alone. Each policy ran once, one after the other, on a machine that other work may share (the load
 averages are in the table): differences of a few percent are noise.
