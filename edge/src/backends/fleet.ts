@@ -6,11 +6,16 @@
 // until a fresh one comes only this isolate's own runs there are counted.
 //
 // Rows are not all equal: a backend on a slower device, with fewer threads or fewer run slots, or with a
-// queue, takes longer per row. So each candidate's outstanding rows are weighed by what a row-step has cost there lately: a peak-sensitive moving average of this isolate's
-// attempts there, from the attempt's start to its result (queue wait included), per row-step (the peak
-// EWMA of Finagle's load balancers: a slower sample counts at once, a faster one over DECAY_MS). A
-// backend not sampled for a while drifts back to the fleet's typical cost, so one that was slow once is
-// tried again rather than starved of the samples that would show it recovered.
+// queue, takes longer per row. So each candidate's outstanding rows are weighed by what a row-step of its
+// work has cost there lately: a peak-sensitive moving average over this isolate's attempts there (the
+// peak EWMA of Finagle's load balancers: a slower sample counts at once, a faster one over DECAY_MS). An
+// attempt's sample is its time from start to result (queue wait included) per step, divided by the rows
+// it shared the backend with (its own and the others, averaged over its start and its end): a backend
+// steps all its rows together, so an attempt's own time already grows with the load, and dividing by
+// that load keeps the backend's speed apart from how busy it was. (Without it, outstanding rows x time
+// per row-step counts the load twice, rows squared, and a slow backend balances at too large a share.)
+// A backend not sampled for a while drifts back to the fleet's typical cost, so one that was slow once
+// is tried again rather than starved of the samples that would show it recovered.
 //
 // The state is per isolate (module level), like health.ts: each isolate that runs job objects learns the
 // fleet on its own, from its own runs. That is enough: reports are cheap (one rides on every `accepted`,
@@ -62,7 +67,10 @@ interface BackendState {
   refreshing: Promise<void> | undefined
   /** The backend has no GET /v1/load: do not ask before this time. */
   noLoadRouteUntil: number
-  /** Peak EWMA of ms per row-step of this isolate's attempts there; undefined before the first. */
+  /**
+   * Peak EWMA of ms per row-step of the backend's work, from this isolate's attempts there (each one's
+   * time per step over the rows it shared the backend with); undefined before the first.
+   */
   costMs: number | undefined
   /** When costMs last took a sample. */
   costAt: number
@@ -335,6 +343,8 @@ export interface AttemptRecord {
 export function beginAttempt(url: string, rows: number, rowSteps = rows): AttemptRecord {
   const state = stateOf(url)
   const beganAt = Date.now()
+  // The rows this attempt joins there, its own included, as this isolate knows them.
+  const rowsAtBegin = estimatedRows(state, beganAt) + rows
   const probe = state.breaker.begin(beganAt)
   state.inFlightRows += rows
   state.inFlightRuns += 1
@@ -353,7 +363,10 @@ export function beginAttempt(url: string, rows: number, rowSteps = rows): Attemp
     succeeded() {
       verdict = true
       const now = Date.now()
-      sampleCost(state, (now - beganAt) / Math.max(1, rowSteps), now)
+      // Still counted in flight here, so the estimate at the end includes this attempt's rows.
+      const sharedRows = Math.max(rows, (rowsAtBegin + estimatedRows(state, now)) / 2)
+      const steps = Math.max(1, rowSteps) / Math.max(1, rows)
+      sampleCost(state, (now - beganAt) / steps / sharedRows, now)
       const before = state.breaker.state(now)
       state.breaker.succeeded()
       if (before !== 'closed') log('backend breaker closed', { backend: url })

@@ -9,6 +9,7 @@ import {
   forgetFleet,
   LOAD_REFRESH_TIMEOUT_MS,
   LOAD_ROUTE_RECHECK_MS,
+  recordLoad,
   viewBackend,
 } from '../../../edge/src/backends/fleet.ts'
 import { markHealthy } from '../../../edge/src/backends/health.ts'
@@ -46,6 +47,16 @@ async function job() {
 /** The origins of the run requests so far, in order. */
 const origins = () => fakes.runRequests().map((request) => new URL(request.url).origin)
 const count = (origin: string) => origins().filter((each) => each === origin).length
+
+/** A load report of an idle backend with 16 rows of room. */
+const IDLE_LOAD = {
+  queuedRuns: 0,
+  queuedRows: 0,
+  activeRuns: 0,
+  activeRows: 0,
+  capacityRows: 16,
+  draining: false,
+}
 
 const request: RunRequest = {
   classIndex: 1,
@@ -378,6 +389,29 @@ describe('rotation routing (BACKEND_ROUTING=rotation)', () => {
         )
       }
       expect(later.has(B)).toBe(true)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it("samples a backend's speed, not how busy it was: a run beside three others that took 4x as long costs the same", async () => {
+    vi.useFakeTimers({ now: 2_000_000, toFake: ['Date'] })
+    try {
+      // A steps this run together with 3 rows it reported; B runs it alone. Each takes 10 steps.
+      recordLoad(A, { ...IDLE_LOAD, activeRuns: 3, activeRows: 3 })
+      for (const [url, ms] of [
+        [A, 400],
+        [B, 100],
+      ] as const) {
+        const attempt = beginAttempt(url, 1, 10)
+        vi.setSystemTime(Date.now() + ms)
+        attempt.succeeded()
+        attempt.ended()
+        vi.setSystemTime(Date.now() - ms)
+      }
+      // 400 ms / 10 steps / 4 rows sharing A, and 100 ms / 10 steps / 1 row on B: the same speed.
+      expect(viewBackend(A).costMs).toBe(10)
+      expect(viewBackend(B).costMs).toBe(10)
     } finally {
       vi.useRealTimers()
     }
