@@ -1,8 +1,10 @@
 // `npm run sim:fleet`: a local fleet of three gpu-services behind the edge (wrangler dev), on loopback. The
 // fleet is uneven on purpose: by default the third gpu-service's ONNX Runtime gets one intra-op thread, the
-// others two, and the third is capped at a quarter of a core (`--cpu-limit 3:0.25`, a cgroup quota,
-// cpu-limit.ts; `--cpu-limit none` for no cap). On one shared machine the cap is what makes it a smaller
-// machine: fewer threads alone only give it a smaller share of cores the others leave idle. Phases, each on a fresh stack (local-stack.ts) and each a closed loop of
+// others two, and each is capped by a cgroup quota (cpu-limit.ts) to a machine of its own: 0.6, 0.6 and
+// 0.2 cores (`--cpu-limit 1:0.6 --cpu-limit 2:0.6 --cpu-limit 3:0.2`; `--cpu-limit none` for no caps).
+// On one shared machine the caps are what make the backends separate machines of fixed sizes: fewer
+// threads alone only give one a smaller share of cores the others leave idle, and an uncapped fleet's
+// speeds move with whatever else the cores run. Phases, each on a fresh stack (local-stack.ts) and each a closed loop of
 // `--concurrency` callers sending 50-step one-image jobs (fresh seeds: no cache hits) for `--seconds`:
 //   rotation  BACKEND_ROUTING=rotation, the earlier per-job rotation;
 //   load      BACKEND_ROUTING=load, the power of two choices by reported load;
@@ -27,7 +29,7 @@ import { groupMembers } from './process-group.ts'
 import { type LatencySummary, markdownTable, round, summarize } from './report.ts'
 
 const USAGE = `usage: npm run sim:fleet -- [--seconds 60] [--concurrency 16] [--steps 50]
-  [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--cpu-limit 3:0.25|none]...
+  [--threads 2,2,1] [--backend-env N:NAME=VALUE]... [--cpu-limit N:CORES|none]...
   [--phases rotation,load,faults]
   [--sigterm-at 20] [--sigkill-at 40] [--verify all|N] [--out docs/reliability] [--name fleet]
   [--log FILE]`
@@ -44,7 +46,7 @@ function options() {
         steps: { type: 'string', default: '50' },
         threads: { type: 'string', default: '2,2,1' },
         'backend-env': { type: 'string', multiple: true, default: [] },
-        'cpu-limit': { type: 'string', multiple: true, default: ['3:0.25'] },
+        'cpu-limit': { type: 'string', multiple: true, default: ['1:0.6', '2:0.6', '3:0.2'] },
         name: { type: 'string', default: 'fleet' },
         phases: { type: 'string', default: PHASES.join(',') },
         'sigterm-at': { type: 'string', default: '20' },
@@ -82,7 +84,7 @@ function options() {
       const [, index, name, value] = match as unknown as [string, string, string, string]
       ;(backendEnv[Number(index) - 1] as Record<string, string>)[name] = value
     }
-    // N:CORES caps the Nth gpu-service's CPU time, e.g. 3:0.25 for a quarter of a core.
+    // N:CORES caps the Nth gpu-service's CPU time, e.g. 3:0.2 for a fifth of a core.
     const cpuLimits: (number | undefined)[] = [undefined, undefined, undefined]
     const limitEntries = values['cpu-limit'].filter((entry) => entry !== 'none')
     if (limitEntries.length < values['cpu-limit'].length && limitEntries.length > 0) {
@@ -776,13 +778,12 @@ ${
 ## What this can and cannot show
 
 Everything runs on this one machine: three compute-bound gpu-services, workerd and wrangler's proxy, and the
-load generator share its ${machine.cores} cores, so the gpu-services' threads oversubscribe them. Fewer ONNX
-Runtime threads alone do not make a backend slower here (it takes the cycles the others leave idle); a CPU
-cap (\`--cpu-limit\`, a cgroup CFS quota) does: the capped backend is a smaller machine, which no share of
-the others' idle time can speed up. The per-backend latencies above show how uneven the fleet really was.
-The uncapped backends still draw on the same cores, so routing adds little capacity here: what it changes is
-mostly where jobs queue. On a fleet of separate machines, load-aware routing would also keep the fast ones
-busier; that is not measured. \`wrangler dev\` runs
+load generator share its ${machine.cores} cores. Fewer ONNX Runtime threads alone do not make a backend
+slower here (it takes the cycles the others leave idle); a CPU cap (\`--cpu-limit\`, a cgroup CFS quota)
+does: a capped backend is a machine of a fixed size, which no share of the others' idle time can speed up.
+With every backend capped, the fleet is three machines of known sizes, and what is left of the cores runs
+the edge and the load. An uncapped backend draws on the same cores as the others, so its speed moves with
+theirs. The per-backend latencies above show how uneven the fleet really was. \`wrangler dev\` runs
 every job object in one isolate, so the edge's fleet state is one shared view here; in production each isolate
 learns alone. Each policy ran once, one after the other, on a machine that other work may share (the load
 averages are in the table): differences of a few percent are noise.
