@@ -74,6 +74,7 @@ try {
 
   const hitPost: number[] = []
   const hitImage: number[] = []
+  const floor: number[] = []
   const imageUrl = warm.urls.images?.[0] ?? ''
   for (let index = 0; index < hits; index++) {
     hitPost.push(await timed(async () => void (await generate(publicBody(1)))))
@@ -82,6 +83,13 @@ try {
         const response = await fetch(imageUrl)
         await response.arrayBuffer()
         if (!response.ok) throw new Error(`image ${response.status}`)
+      }),
+    )
+    floor.push(
+      await timed(async () => {
+        const response = await fetch(`${stack.edgeUrl}/v1/models`)
+        await response.arrayBuffer()
+        if (!response.ok) throw new Error(`models ${response.status}`)
       }),
     )
   }
@@ -121,6 +129,7 @@ try {
     cacheHit: {
       'POST /v1/generations (200 from cache)': summary(hitPost),
       'GET /v1/results/<key>.png (Cache API)': summary(hitImage),
+      'GET /v1/models (no storage: the floor)': summary(floor),
     },
     miss: {
       'gpu-service direct (POST /v1/runs to result)': summary(missDirect),
@@ -150,6 +159,9 @@ Request: class 7, ${steps} steps, heavy encoder every 4 steps, guidance 2, one i
 ## Cache hit (no gpu-service work: all of it is the edge)
 
 ${table(report.cacheHit)}
+
+The last row is the floor every request pays here: a public route that reads no storage (no key, no
+Durable Object, no R2), so its time is the client, wrangler dev's proxy worker and workerd's own dispatch.
 
 ## Miss, relative to calling the gpu-service directly
 
