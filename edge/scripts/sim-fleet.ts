@@ -402,7 +402,11 @@ async function runPhase(phaseName: Phase): Promise<PhaseReport> {
     for (const [index, cores] of settings.cpuLimits.entries()) {
       const backend = stack.backends[index]
       if (cores === undefined || backend?.pid === undefined) continue
-      const limit = await createCpuLimit(`dualrate-sim-${backend.name}`, cores)
+      const limit = await createCpuLimit(`dualrate-sim-${backend.name}`, cores).catch(
+        (error: Error) => {
+          throw new Error(`${error.message} (--cpu-limit none runs the fleet uncapped)`)
+        },
+      )
       limits.push(limit)
       await limit.add((await groupMembers(backend.pid)).map((member) => member.pid))
     }
@@ -790,4 +794,9 @@ averages are in the table): differences of a few percent are noise.
 `
 }
 
-process.exit(await main())
+process.exit(
+  await main().catch((error: Error) => {
+    console.error(`npm run sim:fleet: ${error.message}`)
+    return 1
+  }),
+)
