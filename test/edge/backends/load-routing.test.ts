@@ -68,6 +68,18 @@ const request: RunRequest = {
   previewEvery: 0,
 }
 
+/**
+ * One attempt of one row and 10 row-steps on `url` that succeeds after `ms` of (faked) Date time; the
+ * clock is put back, so attempts sampled one after another all begin at the same moment.
+ */
+function succeedAfter(url: string, ms: number): void {
+  const attempt = beginAttempt(url, 1, 10)
+  vi.setSystemTime(Date.now() + ms)
+  attempt.succeeded()
+  attempt.ended()
+  vi.setSystemTime(Date.now() - ms)
+}
+
 /** One run through runWithFailover itself, as the job object calls it. */
 function failover(options: Partial<FailoverRun> = {}) {
   return runWithFailover({
@@ -348,16 +360,8 @@ describe('rotation routing (BACKEND_ROUTING=rotation)', () => {
     vi.useFakeTimers({ now: 1_000_000, toFake: ['Date'] })
     try {
       // One finished attempt each: 10 row-steps in 100 ms on A, in 1,000 ms on B.
-      for (const [url, ms] of [
-        [A, 100],
-        [B, 1_000],
-      ] as const) {
-        const attempt = beginAttempt(url, 1, 10)
-        vi.setSystemTime(Date.now() + ms)
-        attempt.succeeded()
-        attempt.ended()
-        vi.setSystemTime(Date.now() - ms)
-      }
+      succeedAfter(A, 100)
+      succeedAfter(B, 1_000)
       expect(viewBackend(A).costMs).toBe(10)
       expect(viewBackend(B).costMs).toBe(100)
       fakes.setLoad(A, { activeRows: 8 })
@@ -399,16 +403,8 @@ describe('rotation routing (BACKEND_ROUTING=rotation)', () => {
     try {
       // A steps this run together with 3 rows it reported; B runs it alone. Each takes 10 steps.
       recordLoad(A, { ...IDLE_LOAD, activeRuns: 3, activeRows: 3 })
-      for (const [url, ms] of [
-        [A, 400],
-        [B, 100],
-      ] as const) {
-        const attempt = beginAttempt(url, 1, 10)
-        vi.setSystemTime(Date.now() + ms)
-        attempt.succeeded()
-        attempt.ended()
-        vi.setSystemTime(Date.now() - ms)
-      }
+      succeedAfter(A, 400)
+      succeedAfter(B, 100)
       // 400 ms / 10 steps / 4 rows sharing A, and 100 ms / 10 steps / 1 row on B: the same speed.
       expect(viewBackend(A).costMs).toBe(10)
       expect(viewBackend(B).costMs).toBe(10)
