@@ -60,7 +60,10 @@ def parse_args(argv=None):
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this much distillation time")
     p.add_argument("--steps", type=int, default=1_000_000, help="stop after this many iterations (aux + student)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="the student's learning rate")
+    p.add_argument("--aux-lr", type=float, default=None,
+                   help="the auxiliary's learning rate (default --lr): it fits a regression target each update, "
+                        "while the student's moment-matching gradient is the noisy one at a small batch")
     p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up, in updates of each net")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA of the student's weights; 0 exports the raw ones")
     p.add_argument("--seed", type=int, default=0)
@@ -268,7 +271,8 @@ def main(argv=None):
     teacher = DualRatePair(teacher_src.heavy, teacher_src.light).to(device).eval().requires_grad_(False)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     aux = copy.deepcopy(teacher).train().requires_grad_(True)
-    student_opt, aux_opt = adam(student.parameters(), args.lr), adam(aux.parameters(), args.lr)
+    aux_lr = args.lr if args.aux_lr is None else args.aux_lr
+    student_opt, aux_opt = adam(student.parameters(), args.lr), adam(aux.parameters(), aux_lr)
     ema = Ema([student.heavy, student.light], args.ema_decay) if args.ema_decay > 0 else None
     grid = student_time_grid(args.student_steps)
 
@@ -284,7 +288,8 @@ def main(argv=None):
         "states": "student rollout (ancestral steps on t_i = 1 - i/N, stale heavy features as served)",
         "target_time": "s ~ U(t_{i+1}, t_i]", "targets": "teacher and auxiliary with fresh heavy features at z_s, "
         "x0 clipped to [-1, 1]", "weighting": "flat", "labels": "uniform over the 10 classes",
-        "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps, "adam_betas": [0.0, 0.99],
+        "batch_size": args.batch_size, "lr": args.lr, "aux_lr": aux_lr, "warmup_steps": args.warmup_steps,
+        "adam_betas": [0.0, 0.99],
         "grad_clip": 1.0, "ema_decay": args.ema_decay, "seed": args.seed,
         "precision": "fp32 (TF32 on CUDA)" if device.type == "cuda" else "fp32",
         "teacher_golden_max_abs_error": max(teacher_src.golden_errors.values()),
@@ -313,7 +318,8 @@ def main(argv=None):
 
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} teacher={teacher_src.model_id} "
           f"(rebuilt from ONNX, golden max abs error {meta['teacher_golden_max_abs_error']:.3g}) "
-          f"student: {args.student_steps} steps, heavy at {heavy_steps}; batch {args.batch_size}, lr {args.lr}; "
+          f"student: {args.student_steps} steps, heavy at {heavy_steps}; batch {args.batch_size}, "
+          f"lr {args.lr} (auxiliary {aux_lr}); "
           f"dataset sha256 from {dataset_source}", flush=True)
 
     def student_weights():
@@ -348,7 +354,7 @@ def main(argv=None):
         kind = "aux" if step % 2 == 0 else "student"
         net, optimizer = (aux, aux_opt) if kind == "aux" else (student, student_opt)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step // 2, args.lr, args.warmup_steps)
+            group["lr"] = lr_at(step // 2, args.lr if kind == "student" else aux_lr, args.warmup_steps)
         label = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
         loss, stats = mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources)
         if not torch.isfinite(loss):

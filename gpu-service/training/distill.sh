@@ -7,7 +7,8 @@
 #   STUDENT=8 DEVICE=cpu MAX_SECONDS=1500 bash gpu-service/training/distill.sh
 #
 # Environment: STUDENT (8, 4 or both; default both), MAX_SECONDS (per student, default 300), DEVICE (auto, cpu,
-# cuda), BATCH_SIZE (default 256 on CUDA, 16 on CPU), LR, THREADS (per student; default 1 on CPU), RESUME=1
+# cuda), BATCH_SIZE (default 256 on CUDA, 16 on CPU), LR (the student's), AUX_LR (the
+# auxiliary's; default LR), THREADS (per student; default 1 on CPU), RESUME=1
 # (continue the runs), RUN_DIR (default runs/), MODELS_DIR (teacher folder; students go to its subfolders),
 # FASHION_MNIST_DIR (optional: the students learn from the teacher alone and record its dataset hash, checked
 # against these files when they are there), PYTHON.
@@ -46,6 +47,7 @@ distil() {
   local extra=(--device "$device" --batch-size "$batch_size" --max-seconds "$max_seconds")
   if [ -n "$threads" ]; then extra+=(--threads "$threads"); fi
   if [ -n "${LR:-}" ]; then extra+=(--lr "$LR"); fi
+  if [ -n "${AUX_LR:-}" ]; then extra+=(--aux-lr "$AUX_LR"); fi
   if [ "${RESUME:-0}" = 1 ]; then extra+=(--resume); fi
   mkdir -p "$out"
   PYTHONUNBUFFERED=1 "$python" "$here/distill.py" --student-steps "$steps" --heavy-steps "$(heavy_steps_for "$steps")" \

@@ -107,12 +107,13 @@ def test_distils_a_few_iterations_and_exports_a_valid_student(tmp_path):
     run_dir, model_dir = tmp_path / "run", tmp_path / "mmd-8step"
     distilled = run("distill.py", "--student-steps", "8", "--heavy-steps", "0,2,4,6", "--batch-size", "2",
                     "--steps", "4", "--log-every", "2", "--device", "cpu", "--threads", "1",
-                    "--teacher-models-dir", MODELS_DIR, "--out", str(run_dir))
+                    "--lr", "2e-5", "--aux-lr", "1e-4", "--teacher-models-dir", MODELS_DIR, "--out", str(run_dir))
     assert "iteration 4 aux_loss" in distilled.stdout and "done: 4 iterations (2 student updates)" in distilled.stdout
     for line in (run_dir / "distill-log.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert all(math.isfinite(record[key]) for key in ("aux_loss", "student_loss", "moment_gap"))
     weights = torch.load(run_dir / "weights.pt")
+    assert (weights["meta"]["lr"], weights["meta"]["aux_lr"]) == (2e-5, 1e-4)
     assert all(torch.isfinite(v).all() for part in ("heavy", "light") for v in weights[part].values())
 
     run("export_student.py", "--weights", str(run_dir / "weights.pt"), "--out-dir", str(model_dir),
