@@ -6,7 +6,8 @@
 #   npm run distill                                            # = bash gpu-service/training/distill.sh
 #   STUDENT=8 DEVICE=cpu MAX_SECONDS=1500 bash gpu-service/training/distill.sh
 #
-# Environment: STUDENT (8, 4 or both; default both), MAX_SECONDS (per student, default 300), DEVICE (auto, cpu,
+# Environment: STUDENT (8, 4 or both; default both), MAX_SECONDS (per student, default 300), ITERATIONS (stop
+# there instead, when sooner: a committed student is the run's weights at a fixed iteration), DEVICE (auto, cpu,
 # cuda), BATCH_SIZE (default 256 on CUDA, 16 on CPU), LR (the student's), AUX_LR (the
 # auxiliary's; default LR), THREADS (per student; default 1 on CPU), RESUME=1
 # (continue the runs), RUN_DIR (default runs/), MODELS_DIR (teacher folder; students go to its subfolders),
@@ -48,6 +49,7 @@ distil() {
   if [ -n "$threads" ]; then extra+=(--threads "$threads"); fi
   if [ -n "${LR:-}" ]; then extra+=(--lr "$LR"); fi
   if [ -n "${AUX_LR:-}" ]; then extra+=(--aux-lr "$AUX_LR"); fi
+  if [ -n "${ITERATIONS:-}" ]; then extra+=(--steps "$ITERATIONS"); fi
   if [ "${RESUME:-0}" = 1 ]; then extra+=(--resume); fi
   mkdir -p "$out"
   PYTHONUNBUFFERED=1 "$python" "$here/distill.py" --student-steps "$steps" --heavy-steps "$(heavy_steps_for "$steps")" \
