@@ -352,9 +352,9 @@ def main(argv=None):
     while step < args.steps and (args.max_seconds is None or trained_seconds < args.max_seconds):
         # Alternate (Algorithm 2): even iterations update the auxiliary, odd ones the student.
         kind = "aux" if step % 2 == 0 else "student"
-        net, optimizer = (aux, aux_opt) if kind == "aux" else (student, student_opt)
+        net, optimizer, base_lr = (aux, aux_opt, aux_lr) if kind == "aux" else (student, student_opt, args.lr)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step // 2, args.lr if kind == "student" else aux_lr, args.warmup_steps)
+            group["lr"] = lr_at(step // 2, base_lr, args.warmup_steps)
         label = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
         loss, stats = mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources)
         if not torch.isfinite(loss):
