@@ -1,9 +1,10 @@
 // Faults on loopback, each against a real stack (edge/scripts/local-stack.ts) with the committed models:
 // a gpu-service SIGKILLed mid-run with a second one configured (the job ends there with the same bytes as
 // an undisturbed run) and with none (a clear, bounded failure); wrangler dev restarted mid-job on the same
-// state (status survives, the event stream resumes from Last-Event-ID with no gap or duplicate); a client
-// that drops its stream and comes back; a cancel that frees the gpu-service within one step. Assertions
-// stay on ids, terminal statuses and bytes, not on the exact event sequence (a failover adds events).
+// state (status survives, the event stream resumes from Last-Event-ID with the resumed attempt, no
+// duplicate); a client that drops its stream and comes back; a cancel that frees the gpu-service within
+// one step. Assertions stay on ids, terminal statuses and bytes, not on the exact event sequence (a
+// failover adds events).
 // Runs are small (4 guided images, heavy encoder every step, 40-60 steps: a few seconds on two cores),
 // long enough to be interrupted on purpose. Timings are printed, not asserted.
 import { EventSourceParserStream } from 'eventsource-parser/stream'
@@ -187,8 +188,8 @@ describe('two gpu-services behind the edge', () => {
     await stack.backends[victim]?.restart()
   }, 180_000)
 
-  it('keeps a job through a restart of wrangler dev: status, a gapless resumed stream, the result', async () => {
-    // No previews: the log keeps only the latest one, so with none every id must come back.
+  it('keeps a job through a restart of wrangler dev: status, a resumed stream, the result', async () => {
+    // No previews: the log keeps only the latest one, so with none the resumed stream has no gap.
     const { body } = request(910_002, 60)
     const job = await submit(stack, { ...body, previewEvery: 0 })
     const first = openEvents(stack, job.id)
@@ -217,10 +218,14 @@ describe('two gpu-services behind the edge', () => {
     const end = await until('the end of the job', terminalEvent(second), 150_000)
     const endedAt = Date.now()
     expect(end.event).toBe('succeeded')
-    expect(second.events[0]?.id).toBe(lastSeen + 1)
+    // The restart lost the run and the progress it had made (progress lives in the job object's
+    // memory): the stream goes on with the resumed attempt, its ids above every id given before.
+    expect(second.events[0]).toMatchObject({ event: 'retrying', data: { reason: 'job-resumed' } })
+    expect(second.events[0]?.id).toBeGreaterThan(lastSeen)
     const combined = [...first.events, ...second.events]
-    expectContiguous(combined)
-    expect(new Set(combined.map((event) => event.id)).size).toBe(combined.length)
+    const ids = combined.map((event) => event.id)
+    expect(ids).toEqual([...new Set(ids)].sort((a, b) => a - b))
+    expectContiguous(second.events)
     const resumed = second.events.find((event) => event.event === 'started')
     console.log(
       `faults: wrangler dev restarted in ${seconds(edgeBackAt - restartAt)}; its alarm resumed the ` +

@@ -255,11 +255,14 @@ export class GenerationJob extends DurableObject<Env> {
     return tableExists(this.ctx.storage.sql, 'webhooks') ? this.#outbox.list() : []
   }
 
-  /** What this job stores (measurements): event rows and bytes, and the database's size. */
-  storageStats(): { events: number; dataBytes: number; databaseBytes: number } {
+  /**
+   * What this job stores (measurements): event rows and bytes, the database's size, and the progress
+   * events it holds in memory instead.
+   */
+  storageStats(): { events: number; dataBytes: number; databaseBytes: number; heldEvents: number } {
     const stored = tableExists(this.ctx.storage.sql, 'events')
       ? this.#log.size()
-      : { events: 0, dataBytes: 0 }
+      : { events: 0, dataBytes: 0, heldEvents: 0 }
     return { ...stored, databaseBytes: this.ctx.storage.sql.databaseSize }
   }
 
@@ -532,7 +535,7 @@ export class GenerationJob extends DurableObject<Env> {
         this.#emit(this.#log.append('started', { attempt: state.attempts, modelId: event.modelId }))
         return
       case 'step': {
-        // Progress lives in memory and in the event log; a restart begins a new attempt at step 0 anyway.
+        // Progress lives in memory (the log holds steps there too); a restart begins a new attempt at step 0.
         const { step, totalSteps, t, heavy, heavyCalls, elapsedMs } = event
         state.step = step + 1
         const data = { step, totalSteps, t, heavy, elapsedMs }

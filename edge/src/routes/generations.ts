@@ -130,7 +130,9 @@ const streamEvents = createRoute({
     'Events `queued`, `started`, `step`, `preview`, `retrying`, `succeeded`, `failed`, `canceled`, ' +
     'each with an `id`. Send `Last-Event-ID` to resume; a late subscriber gets the history first ' +
     '(only the latest `preview` is kept; live subscribers get every one). `retrying` means the run ' +
-    'starts over (another backend, or the job resumed), so steps begin at 0 again. A subscriber ' +
+    'starts over (another backend, or the job resumed), so steps begin at 0 again; a job resumed ' +
+    'after a restart keeps its other events but not the progress (`step`, `preview`) of the attempt ' +
+    'it lost, and its ids continue above every id given before. A subscriber ' +
     'that falls far behind gets the comment `: dropped: …` and the stream closes: reconnect with ' +
     '`Last-Event-ID`. At most 8 streams per key and 64 per job are open at once (429 beyond).',
   security,
