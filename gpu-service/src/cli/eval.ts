@@ -17,6 +17,7 @@ import {
 } from '../eval/measure-claim.ts'
 import { recordRecommended } from '../eval/record.ts'
 import { type EvalReport, renderReport } from '../eval/report.ts'
+import { scoreTestSplit } from '../eval/test-split.ts'
 import { encodeGridPng } from '../image/png.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
@@ -52,14 +53,10 @@ async function main(argv: string[]): Promise<void> {
   try {
     const manifest = pair.manifest
     console.log(`model ${manifest.modelId} (${folder.dir})`)
-    const test = await loadFashionMnist('test')
-    const testScores = await evaluator.classify(test.images, test.count)
-    let correct = 0
-    for (let i = 0; i < test.count; i++) if (testScores.predictions[i] === test.labels[i]) correct++
-    const classifierTestAccuracy = correct / test.count
-    const reference = gaussianStats(testScores.features, testScores.featureDim)
+    const testSplit = await scoreTestSplit(evaluator)
+    const { reference, classifierAccuracy: classifierTestAccuracy } = testSplit
     console.log(
-      `evaluator: ${(classifierTestAccuracy * 100).toFixed(2)}% on ${test.count} test images`,
+      `evaluator: ${(classifierTestAccuracy * 100).toFixed(2)}% on ${testSplit.count} test images`,
     )
 
     // Floor for FD: real training images scored like a sample set of the same size.
@@ -106,7 +103,7 @@ async function main(argv: string[]): Promise<void> {
       command: `npm run eval -- ${argv.join(' ')}`.trim(),
       settings,
       classifierTestAccuracy,
-      featureDim: testScores.featureDim,
+      featureDim: testSplit.featureDim,
       realFd,
       intervals: scores.map(({ heavyEvery, seeds }) => ({
         heavyEvery,

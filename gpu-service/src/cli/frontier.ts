@@ -8,8 +8,6 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { MAX_ADAPTIVE_TOLERANCE, MAX_COUNT } from '../../../shared/sampling-options.ts'
 import { loadEvaluator } from '../eval/classifier.ts'
-import { loadFashionMnist } from '../eval/fashion-mnist.ts'
-import { gaussianStats } from '../eval/frechet-distance.ts'
 import {
   cheapestWithin,
   compareBudgets,
@@ -24,6 +22,7 @@ import {
 import { renderFrontierPng } from '../eval/frontier-plot.ts'
 import { renderFrontierReport } from '../eval/frontier-report.ts'
 import { measureSchedules, type SeedScore } from '../eval/measure-claim.ts'
+import { scoreTestSplit, TEST_SEEDS } from '../eval/test-split.ts'
 import { loadModelPair } from '../onnx/model-pair.ts'
 import { parseSessionConfig } from '../service/config.ts'
 import { parseFlags, runCli } from './cli-flags.ts'
@@ -66,7 +65,7 @@ const argsSchema = z.strictObject({
     .default([1, 2, 3, 4, 6, 8, 12, 16])
     .refine((ks) => ks.every((k) => k >= 1), 'K must be >= 1'),
   tolerances: toleranceList.default([0.003, 0.01, 0.02, 0.05]),
-  seeds: intList.default([0, 1, 2]),
+  seeds: intList.default([...TEST_SEEDS]),
   samplesPerClass: z.coerce.number().int().min(2).default(100),
   steps: z.coerce.number().int().min(1).max(1000).optional(),
   guidance: z.coerce.number().min(0).max(20).optional(),
@@ -110,9 +109,7 @@ async function main(argv: string[]): Promise<void> {
         `--steps: ${manifest.modelId} has no calibrated placements for ${steps} steps; run npm run calibrate -- --steps ${steps} --record first`,
       )
     }
-    const test = await loadFashionMnist('test')
-    const testScores = await evaluator.classify(test.images, test.count)
-    const reference = gaussianStats(testScores.features, testScores.featureDim)
+    const { reference } = await scoreTestSplit(evaluator)
     const settings = frontierSettings(steps, args.intervals, args.tolerances)
     const measure = {
       seeds: args.seeds,
