@@ -18,6 +18,7 @@ import {
   frontierSettings,
   keptScores,
   reusableScores,
+  uniformTwins,
 } from '../eval/frontier.ts'
 import { renderFrontierPng } from '../eval/frontier-plot.ts'
 import { renderFrontierReport } from '../eval/frontier-report.ts'
@@ -133,10 +134,15 @@ async function main(argv: string[]): Promise<void> {
     const kept = earlier
       ? keptScores(earlier, settings, measure, manifest.modelId, placements)
       : new Map<string, never>()
-    for (const name of reused.keys()) kept.delete(name)
+    // A calibrated placement that is a uniform setting's steps gives that setting's pixels: its scores.
+    const twins = uniformTwins(settings, steps, placements)
+    for (const name of [...reused.keys(), ...twins.keys()]) kept.delete(name)
     if (kept.size > 0) console.log(`keeping ${[...kept.keys()].join(', ')} from ${args.keep}`)
+    for (const [calibrated, uniform] of twins) {
+      console.log(`${calibrated}: the placement is ${uniform}'s steps, so ${uniform}'s scores`)
+    }
     const toMeasure = settings.filter(
-      (setting) => !reused.has(setting.name) && !kept.has(setting.name),
+      (setting) => !reused.has(setting.name) && !kept.has(setting.name) && !twins.has(setting.name),
     )
     const started = performance.now()
     const scores = await measureSchedules(
@@ -149,17 +155,19 @@ async function main(argv: string[]): Promise<void> {
       console.log,
     )
     const measured = new Map(scores.map((scored) => [scored.setting.name, scored.seeds]))
-    const points: FrontierPoint[] = settings.map((setting) =>
-      frontierPoint(
+    const seedsOf = (name: string) =>
+      reused.get(name) ?? kept.get(name) ?? (measured.get(name) as SeedScore[])
+    const points: FrontierPoint[] = settings.map((setting) => {
+      const twin = twins.get(setting.name)
+      return frontierPoint(
         setting,
-        reused.get(setting.name) ??
-          kept.get(setting.name) ??
-          (measured.get(setting.name) as SeedScore[]),
+        seedsOf(twin ?? setting.name),
         setting.family === 'calibrated'
           ? placements[(setting.plannedCalls as number) - 1]
           : undefined,
-      ),
-    )
+        twin,
+      )
+    })
     const budgets = compareBudgets(points)
     const cheapest = cheapestWithin(points, 0.05)
     const report = {

@@ -41,8 +41,9 @@ export function renderFrontierReport(report: FrontierReport): string {
     )
   const budgets = report.budgets.map(
     (b) =>
-      `| ${b.heavyCalls} | ${b.uniform} | ${b.uniformFd.toFixed(2)} | ${b.calibratedFd.toFixed(2)} | ${b.perSeedDifference.map((d) => `${d > 0 ? '+' : ''}${d.toFixed(2)}`).join(', ')} | ${b.calibratedAtLeastAsGood ? 'yes' : 'no'} |`,
+      `| ${b.heavyCalls} | ${b.uniform} | ${b.uniformFd.toFixed(2)} | ${b.calibratedFd.toFixed(2)} | ${b.perSeedDifference.map((d) => `${d > 0 ? '+' : ''}${d.toFixed(2)}`).join(', ')} | ${b.sameSteps ? 'yes: uniform placement kept by validation' : b.calibratedAtLeastAsGood ? 'yes' : 'no'} |`,
   )
+  const twins = report.points.filter((p) => p.sameStepsAs !== undefined)
   const allAsGood = report.budgets.every((b) => b.calibratedAtLeastAsGood)
   const smallest = report.budgets.slice(0, 2)
   const smallestBetter = smallest.every((b) => b.calibratedFd < b.uniformFd)
@@ -73,6 +74,12 @@ again gives the same images); their wall times are from that run.`
 \`${report.kept.command}\` and kept from \`${report.kept.from}\` (same model, seeds, samples, steps and
 guidance; a calibrated point only where its placement is unchanged); the minutes above are the rest.`
       : ''
+  }${
+    twins.length > 0
+      ? `\n${twins.map((p) => `${p.name} runs the steps of ${p.sameStepsAs}`).join('; ')}: \`npm run calibrate\` kept the
+uniform placement where its own did not beat uniform on validation seeds; same steps, same images, so the
+uniform point's scores.`
+      : ''
   }
 
 ![FD and class accuracy against GMACs per image](frontier.png)
@@ -80,7 +87,8 @@ guidance; a calibrated point only where its placement is unchanged); the minutes
 Schedules: **uniform** runs the heavy encoder every K steps; **calibrated** spends the same number of heavy
 calls where \`npm run calibrate\` measured reuse to hurt the final image most: each step's shift of the
 trajectory with stale features, times how far a shift at that step carries to the image, never on the last
-step (\`heavySchedule: {"calls": N}\`, placements in the model manifest, measurements in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
+step, unless that placement did not beat uniform on validation seeds, where it keeps uniform's steps
+(\`heavySchedule: {"calls": N}\`, placements in the model manifest, measurements in reuse-cost.json); **adaptive** decides during sampling from the run's own x0
 (\`heavySchedule: {"adaptive": {"tolerance": T}}\`). The **last-step checks** run every step but the last, and every second
 step plus the last, to set beside every 1 and every 2: what fresh features on the final step do to FD.
 

@@ -90,19 +90,29 @@ export interface FrontierPoint {
   wallMsPerImage: Summary
   /** A calibrated point's heavy steps: a later calibration that moves them makes the point stale. */
   placement?: number[]
+  /**
+   * A calibrated point whose placement is this uniform setting's steps (calibration kept them where its
+   * own placement did not beat uniform on validation): the same pixels, so that point's scores.
+   */
+  sameStepsAs?: string
 }
 
-/** One measured setting, summarised over its seeds (a calibrated one with the placement it ran). */
+/**
+ * One measured setting, summarised over its seeds (a calibrated one with the placement it ran, and the
+ * uniform setting it shares its steps and scores with, if any).
+ */
 export function frontierPoint(
   setting: FrontierSetting,
   seeds: SeedScore[],
   placement?: readonly number[],
+  sameStepsAs?: string,
 ): FrontierPoint {
   return {
     family: setting.family,
     name: setting.name,
     heavySchedule: setting.heavySchedule,
     ...(placement ? { placement: [...placement] } : {}),
+    ...(sameStepsAs ? { sameStepsAs } : {}),
     seeds,
     heavyCalls: summarize(seeds.map((s) => s.heavyCallsPerImage)),
     gmacsPerImage: summarize(seeds.map((s) => s.macsPerImage / 1e9)),
@@ -122,6 +132,8 @@ export interface BudgetComparison {
   perSeedDifference: number[]
   /** Calibrated FD at most uniform FD (means over seeds). */
   calibratedAtLeastAsGood: boolean
+  /** The calibrated placement is the uniform steps: one set of scores, equal by construction. */
+  sameSteps: boolean
 }
 
 /**
@@ -147,6 +159,7 @@ export function compareBudgets(points: readonly FrontierPoint[]): BudgetComparis
         return u ? [c.fd - u.fd] : []
       }),
       calibratedAtLeastAsGood: calibrated.fd.mean <= uniform.fd.mean,
+      sameSteps: calibrated.sameStepsAs === uniform.name,
     })
   }
   return rows.sort((a, b) => a.heavyCalls - b.heavyCalls)
@@ -174,6 +187,36 @@ export function cheapestWithin(
     p.gmacsPerImage.mean < best.gmacsPerImage.mean ||
     (p.gmacsPerImage.mean === best.gmacsPerImage.mean && p.fd.mean < best.fd.mean)
   return within.reduce((best, p) => (cheaper(p, best) ? p : best))
+}
+
+/**
+ * The calibrated settings whose current placement is exactly the heavy steps of a uniform setting with
+ * as many calls (where calibration's validation kept uniform's steps), by calibrated name, the uniform
+ * name. The sampler sees only the steps, so such a setting makes the uniform one's pixels: it takes that
+ * point's scores instead of being sampled again.
+ *
+ * @example
+ * uniformTwins(settings, 50, manifest.heavyPlacements['50']) // Map { '13 calibrated' => 'every 4' }
+ */
+export function uniformTwins(
+  settings: readonly FrontierSetting[],
+  steps: number,
+  placements: readonly (readonly number[])[],
+): Map<string, string> {
+  const twins = new Map<string, string>()
+  for (const uniform of settings) {
+    if (uniform.family !== 'uniform') continue
+    const uniformSteps = heavySteps(uniform.heavySchedule, steps).join()
+    for (const calibrated of settings) {
+      if (calibrated.family !== 'calibrated' || calibrated.plannedCalls !== uniform.plannedCalls)
+        continue
+      const placement = placements[(calibrated.plannedCalls as number) - 1]
+      if (placement && heavySteps({ steps: [...placement] }, steps).join() === uniformSteps) {
+        twins.set(calibrated.name, uniform.name)
+      }
+    }
+  }
+  return twins
 }
 
 /** The parts of an `npm run eval` report (docs/eval/results.json) a frontier can reuse. */

@@ -7,6 +7,7 @@ import {
   keptScores,
   lastStepChecks,
   reusableScores,
+  uniformTwins,
 } from '../../../gpu-service/src/eval/frontier.ts'
 import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
 import type { SeedScore } from '../../../gpu-service/src/eval/measure-claim.ts'
@@ -150,5 +151,52 @@ describe('compareBudgets and cheapestWithin', () => {
         placements,
       ).size,
     ).toBe(0)
+  })
+})
+
+describe('uniformTwins', () => {
+  // 50 steps; 13 calls kept uniform every 4's steps on validation, 4 and 7 calls kept their own.
+  const placements = Array.from({ length: 50 }, (_, i) =>
+    Array.from({ length: i + 1 }, (_, j) => j),
+  )
+  placements[12] = Array.from({ length: 13 }, (_, i) => 4 * i)
+  placements[3] = [0, 11, 28, 43]
+  const settings = frontierSettings(50, [1, 4, 8, 16], [0.02])
+
+  it('pairs a calibrated setting with the uniform setting whose steps its placement is, and no other', () => {
+    expect([...uniformTwins(settings, 50, placements)]).toEqual([['13 calibrated', 'every 4']])
+  })
+
+  it('gives a twin the uniform scores, equal at its budget, and says why on the results page', () => {
+    const [k1, k4, , , c13] = settings
+    const every4 = [seed(4.17, 13, 5.05)]
+    const points = [
+      frontierPoint(k1 as never, [seed(4.65, 50, 16.9)]),
+      frontierPoint(k4 as never, every4),
+      frontierPoint(c13 as never, every4, placements[12], 'every 4'),
+    ]
+    const [row] = compareBudgets(points)
+    expect(row).toMatchObject({ heavyCalls: 13, sameSteps: true, calibratedAtLeastAsGood: true })
+    expect(row?.perSeedDifference).toEqual([0])
+    const page = renderFrontierReport({
+      modelId: 'dualrate-000000000000',
+      date: '2026-12-01T00:00:00Z',
+      machine: 'test',
+      seconds: 60,
+      command: 'npm run frontier',
+      reused: null,
+      kept: null,
+      settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
+      recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
+      points,
+      budgets: compareBudgets(points),
+      cheapestWithin5Percent: 'every 4',
+    })
+    expect(page).toContain(
+      '| 13 | every 4 | 4.17 | 4.17 | 0.00 | yes: uniform placement kept by validation |',
+    )
+    expect(page).toContain(
+      '13 calibrated runs the steps of every 4: `npm run calibrate` kept the\nuniform placement',
+    )
   })
 })
