@@ -33,7 +33,8 @@ const USAGE = `usage: npm run frontier -- [options]
   --models DIR             model folder (default gpu-service/models, its default model)
   --out DIR                where frontier.json, frontier.png and frontier.md go (default docs/eval)
   --intervals 1,2,...      uniform heavy intervals K (default 1,2,3,4,6,8,12,16); the calibrated
-                           placement with as many heavy calls is measured beside each K > 1
+                           placement with as many heavy calls is measured beside each K > 1, unless
+                           it is K's own steps (calibration kept them on validation): then K's scores
   --tolerances 0.003,...   adaptive tolerances (default 0.003,0.01,0.02,0.05)
   --seeds 0,1,2            one full set of samples per seed
   --samples-per-class N    images per class per seed (default 100: 1,000 per setting and seed)

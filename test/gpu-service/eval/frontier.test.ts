@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   cheapestWithin,
   compareBudgets,
+  type FrontierPoint,
   frontierPoint,
   frontierSettings,
   keptScores,
@@ -9,7 +10,10 @@ import {
   reusableScores,
   uniformTwins,
 } from '../../../gpu-service/src/eval/frontier.ts'
-import { renderFrontierReport } from '../../../gpu-service/src/eval/frontier-report.ts'
+import {
+  type FrontierReport,
+  renderFrontierReport,
+} from '../../../gpu-service/src/eval/frontier-report.ts'
 import type { SeedScore } from '../../../gpu-service/src/eval/measure-claim.ts'
 
 const seed = (fd: number, heavyCalls: number, gmacs: number): SeedScore => ({
@@ -21,6 +25,26 @@ const seed = (fd: number, heavyCalls: number, gmacs: number): SeedScore => ({
   totalWallMsPerImage: 1,
   heavyCallsPerImage: heavyCalls,
 })
+
+/** The results page of a one-seed frontier of `points`, with what `sources` says was reused or kept. */
+const frontierPage = (
+  points: FrontierPoint[],
+  cheapest: string,
+  sources: Pick<FrontierReport, 'reused' | 'kept'> = { reused: null, kept: null },
+) =>
+  renderFrontierReport({
+    modelId: 'dualrate-000000000000',
+    date: '2026-12-01T00:00:00Z',
+    machine: 'test',
+    seconds: 60,
+    command: 'npm run frontier',
+    ...sources,
+    settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
+    recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
+    points,
+    budgets: compareBudgets(points),
+    cheapestWithin5Percent: cheapest,
+  })
 
 describe('frontierSettings', () => {
   it('pairs each K > 1 with the calibrated placement of as many calls, then the adaptive tolerances and the last-step checks', () => {
@@ -81,12 +105,7 @@ describe('compareBudgets and cheapestWithin', () => {
   })
 
   it('says on the results page when calibrated loses a budget', () => {
-    const page = renderFrontierReport({
-      modelId: 'dualrate-000000000000',
-      date: '2026-12-01T00:00:00Z',
-      machine: 'test',
-      seconds: 60,
-      command: 'npm run frontier',
+    const page = frontierPage(points, '7 calibrated', {
       reused: { from: 'docs/eval/results.json', points: ['every 1'] },
       kept: {
         from: 'docs/eval/frontier.json',
@@ -94,11 +113,6 @@ describe('compareBudgets and cheapestWithin', () => {
         command: 'npm run frontier -- --reuse docs/eval/results.json',
         points: ['every 16'],
       },
-      settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
-      recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
-      points,
-      budgets: compareBudgets(points),
-      cheapestWithin5Percent: '7 calibrated',
     })
     expect(page).toContain('At least as good at every budget: **no**')
     expect(page).toContain('| 4 | every 16 | 5.00 | 5.20 | +0.20 | no |')
@@ -178,20 +192,7 @@ describe('uniformTwins', () => {
     const [row] = compareBudgets(points)
     expect(row).toMatchObject({ heavyCalls: 13, sameSteps: true, calibratedAtLeastAsGood: true })
     expect(row?.perSeedDifference).toEqual([0])
-    const page = renderFrontierReport({
-      modelId: 'dualrate-000000000000',
-      date: '2026-12-01T00:00:00Z',
-      machine: 'test',
-      seconds: 60,
-      command: 'npm run frontier',
-      reused: null,
-      kept: null,
-      settings: { seeds: [0], samplesPerClass: 100, steps: 50, guidance: 1 },
-      recommended: { steps: 50, heavyEvery: 8, guidance: 1 },
-      points,
-      budgets: compareBudgets(points),
-      cheapestWithin5Percent: 'every 4',
-    })
+    const page = frontierPage(points, 'every 4')
     expect(page).toContain(
       '| 13 | every 4 | 4.17 | 4.17 | 0.00 | yes: uniform placement kept by validation |',
     )

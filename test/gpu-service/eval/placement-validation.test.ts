@@ -153,26 +153,21 @@ describe('validatePlacements', () => {
 const SETTINGS = { seeds: [100, 101], samplesPerClass: 100, batch: 32, margin: 0.01 }
 
 describe('earlierValidation', () => {
+  // A schedule validated on seeds 100 and 101 in `seconds`.
+  const validated = (heavySteps: number[], fds: [number, number], seconds: number) => ({
+    heavySteps,
+    fd: { mean: (fds[0] + fds[1]) / 2, std: 0.1 },
+    classAccuracy: { mean: 0.9, std: 0 },
+    seeds: [score(100, fds[0]), score(101, fds[1])],
+    seconds,
+    reused: false,
+  })
   const budgets = [
     {
       every: 4,
       calls: 2,
-      uniform: {
-        heavySteps: [0, 4],
-        fd: { mean: 5.1, std: 0.1 },
-        classAccuracy: { mean: 0.9, std: 0 },
-        seeds: [score(100, 5.0), score(101, 5.2)],
-        seconds: 60,
-        reused: false,
-      },
-      calibrated: {
-        heavySteps: [0, 3],
-        fd: { mean: 4.7, std: 0.1 },
-        classAccuracy: { mean: 0.9, std: 0 },
-        seeds: [score(100, 4.6), score(101, 4.8)],
-        seconds: 61,
-        reused: false,
-      },
+      uniform: validated([0, 4], [5.0, 5.2], 60),
+      calibrated: validated([0, 3], [4.6, 4.8], 61),
       fdDifference: -0.4,
       kept: 'calibrated' as const,
     },
