@@ -149,6 +149,24 @@ describe('interleavings', () => {
     expect(backends().runRequests()).toHaveLength(1)
   })
 
+  it('takes a cancel while it reads a backend stream that arrived all at once, not after the last event', async () => {
+    // Every step is in the buffer before the job reads the first: each read resolves as a microtask,
+    // the case where the job once took no other call until the stream ended (the backend-client
+    // yields to the event loop every few events). The run then stalls, so only a cancel ends it.
+    const steps = 1000
+    backends().set(A, { kind: 'stall-after', steps: steps - 1 })
+    backends().set(B, { kind: 'stall-after', steps: steps - 1 })
+    const { authorization } = await createKey()
+    const job = (await (
+      await postGeneration(authorization, { class: 4, steps, guidance: 1, seed: uniqueSeed() })
+    ).json()) as Job
+    const canceled = (await (
+      await call(`/v1/generations/${job.id}/cancel`, { method: 'POST', headers: { authorization } })
+    ).json()) as Job
+    expect(canceled.status).toBe('canceled')
+    expect(canceled.progress.step).toBeLessThan(steps - 1)
+  })
+
   it('a cancel that waits on a hung backend has already ended the job: the watchdog starts nothing', async () => {
     backends().set(A, { kind: 'ok', stepDelayMs: 30 })
     backends().set(B, { kind: 'ok', stepDelayMs: 30 })
