@@ -8,25 +8,40 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { RunRequest } from '../../shared/run-protocol.ts'
+import { parseCommandLine, positiveInteger } from './command-line.ts'
 import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
 import { type LatencySummary, markdownTable, round, summarize as summary } from './report.ts'
 
-const { values } = parseArgs({
+const script = {
+  name: 'npm run bench:edge',
+  usage: `usage: npm run bench:edge -- [--hits N] [--misses N] [--steps N] [--out DIR] [--before FILE]
+
+  --hits N       cache-hit POSTs, image GETs and GET /v1/models, each (default 200)
+  --misses N     new requests, each paired with the same run sent straight to the gpu-service (default 60)
+  --steps N      sampler steps of each run (default 10)
+  --out DIR      where edge.json and edge.md go (default docs/bench)
+  --before FILE  an earlier edge.json: the page also compares the two runs`,
+}
+const { values } = parseCommandLine(script, {
   options: {
-    hits: { type: 'string', default: '200' },
+    hits: { type: 'string' },
     // 60 pairs: on a shared 2-core machine the paired difference of 30 moved by 10 ms between runs.
-    misses: { type: 'string', default: '60' },
-    steps: { type: 'string', default: '10' },
+    misses: { type: 'string' },
+    steps: { type: 'string' },
     out: { type: 'string', default: 'docs/bench' },
     before: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 })
-const hits = Number(values.hits)
-const misses = Number(values.misses)
-const steps = Number(values.steps)
+if (values.help) {
+  console.log(script.usage)
+  process.exit(0)
+}
+const hits = positiveInteger(script, values.hits, '--hits', 200)
+const misses = positiveInteger(script, values.misses, '--misses', 60)
+const steps = positiveInteger(script, values.steps, '--steps', 10)
 
 async function timed(action: () => Promise<void>): Promise<number> {
   const started = performance.now()
