@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distils the committed teacher into few-step dual-rate students by moment matching (distill.py) and exports
 # each into its own model folder: gpu-service/models/mmd-8step (8 steps, heavy at 0,2,4,6; also declares heavy
-# at 0 only) and gpu-service/models/mmd-4step (4 steps, heavy at 0,2). Both students train in parallel.
+# at 0 only) and gpu-service/models/mmd-4step (4 steps, heavy at 0,2; also at 0 only). Both train in parallel.
 #
 #   npm run distill                                            # = bash gpu-service/training/distill.sh
 #   STUDENT=8 DEVICE=cpu MAX_SECONDS=1500 bash gpu-service/training/distill.sh
@@ -39,9 +39,9 @@ batch_size="${BATCH_SIZE:-$default_batch}"
 threads="${THREADS:-$default_threads}"
 
 # Per student: its sampler steps, the heavy placement it is distilled with, and the extra placements its
-# manifest declares (the 8-step student is also served with a single heavy call, at step 0).
+# manifest declares (each student is also served with a single heavy call, at step 0).
 heavy_steps_for() { case "$1" in 8) echo 0,2,4,6 ;; 4) echo 0,2 ;; esac; }
-also_heavy_for() { case "$1" in 8) echo "--also-heavy-steps 0" ;; 4) echo "" ;; esac; }
+also_heavy_for() { echo "--also-heavy-steps 0"; }
 
 distil() {
   local steps="$1" out="$run_dir/mmd-${1}step"
