@@ -66,8 +66,16 @@ export class KeyQuota extends DurableObject<Env> {
     const tokens = allowed ? refilled - 1 : refilled
     this.#tokens = tokens
     this.#updatedAt = now
-    this.ctx.storage.kv.put('tokens', tokens)
-    this.ctx.storage.kv.put('updatedAt', now)
+    // Stored without holding the answer for the commit (every API request waits on this call): the bucket
+    // in memory decides while the object lives, and a crash can forget only the last few takes, which
+    // lets the key a few requests more, never fewer. The slots below are stored before they answer.
+    this.ctx.storage
+      .put({ tokens, updatedAt: now }, { allowUnconfirmed: true })
+      .catch((error: unknown) => {
+        console.error(
+          JSON.stringify({ level: 'error', msg: 'rate bucket not stored', error: String(error) }),
+        )
+      })
     const msUntil = (level: number) => Math.max(0, Math.ceil((level - tokens) / ratePerMs / 1000))
     return {
       allowed,

@@ -1,3 +1,4 @@
+import { evictDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { describe, expect, it } from 'vitest'
 import { call, createKey, postGeneration, uniqueSeed } from '../helpers/api.ts'
@@ -30,6 +31,15 @@ describe('per-key rate limit', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
     expect(limited.headers.get('ratelimit')).toMatch(/^"requests";r=0;t=\d+$/)
     expect(((await limited.json()) as { type: string }).type).toBe('/problems/rate-limited')
+  })
+
+  it('keeps a used bucket when the key object is evicted and started again', async () => {
+    const { authorization, id } = await createKey({ requestsPerMinute: 2 })
+    const probe = () => call(`/v1/generations/${'ef'.repeat(32)}`, { headers: { authorization } })
+    await probe()
+    await probe()
+    await evictDurableObject(env.KEY_QUOTA.getByName(id))
+    expect((await probe()).status).toBe(429)
   })
 
   it('charges a POST /v1/generations once: a 60-per-minute key gets 60 POSTs', async () => {
