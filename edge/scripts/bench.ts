@@ -8,40 +8,40 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
+import { z } from 'zod'
+import { parseFlags, runCli } from '../../gpu-service/src/cli/cli-flags.ts'
 import type { RunRequest } from '../../shared/run-protocol.ts'
-import { parseCommandLine, positiveInteger } from './command-line.ts'
+import { MAX_STEPS } from '../../shared/sampling-options.ts'
 import { runDirect } from './direct-run.ts'
 import { startLocalStack } from './local-stack.ts'
 import { type LatencySummary, markdownTable, round, summarize as summary } from './report.ts'
 
-const script = {
-  name: 'npm run bench:edge',
-  usage: `usage: npm run bench:edge -- [--hits N] [--misses N] [--steps N] [--out DIR] [--before FILE]
+const USAGE = `usage: npm run bench:edge -- [--hits N] [--misses N] [--steps N] [--out DIR] [--before FILE]
 
   --hits N       cache-hit POSTs, image GETs and GET /v1/models, each (default 200)
   --misses N     new requests, each paired with the same run sent straight to the gpu-service (default 60)
   --steps N      sampler steps of each run (default 10)
   --out DIR      where edge.json and edge.md go (default docs/bench)
-  --before FILE  an earlier edge.json: the page also compares the two runs`,
-}
-const { values } = parseCommandLine(script, {
-  options: {
-    hits: { type: 'string' },
-    // 60 pairs: on a shared 2-core machine the paired difference of 30 moved by 10 ms between runs.
-    misses: { type: 'string' },
-    steps: { type: 'string' },
-    out: { type: 'string', default: 'docs/bench' },
-    before: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+  --before FILE  an earlier edge.json: the page also compares the two runs`
+
+const OPTIONS = {
+  hits: { type: 'string' },
+  misses: { type: 'string' },
+  steps: { type: 'string' },
+  out: { type: 'string' },
+  before: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+const argsSchema = z.strictObject({
+  hits: z.coerce.number().int().min(1).default(200),
+  // 60 pairs: on a shared 2-core machine the paired difference of 30 moved by 10 ms between runs.
+  misses: z.coerce.number().int().min(1).default(60),
+  steps: z.coerce.number().int().min(1).max(MAX_STEPS).default(10),
+  out: z.string().default('docs/bench'),
+  before: z.string().optional(),
+  help: z.boolean().default(false),
 })
-if (values.help) {
-  console.log(script.usage)
-  process.exit(0)
-}
-const hits = positiveInteger(script, values.hits, '--hits', 200)
-const misses = positiveInteger(script, values.misses, '--misses', 60)
-const steps = positiveInteger(script, values.steps, '--steps', 10)
 
 async function timed(action: () => Promise<void>): Promise<number> {
   const started = performance.now()
@@ -49,123 +49,132 @@ async function timed(action: () => Promise<void>): Promise<number> {
   return performance.now() - started
 }
 
-const stack = await startLocalStack()
-try {
-  const authorization = `Bearer ${stack.apiKey}`
-  const generate = async (body: object, prefer?: string) => {
-    const response = await fetch(`${stack.edgeUrl}/v1/generations`, {
-      method: 'POST',
-      headers: {
-        authorization,
-        'content-type': 'application/json',
-        ...(prefer ? { prefer } : {}),
-      },
-      body: JSON.stringify(body),
-    })
-    const job = (await response.json()) as { status: string; urls: { images?: string[] } }
-    if (job.status !== 'succeeded') throw new Error(`job ended ${job.status} (${response.status})`)
-    return job
+async function main(argv: string[]): Promise<void> {
+  const args = parseFlags(argv, OPTIONS, argsSchema)
+  if (args.help) {
+    console.log(USAGE)
+    return
   }
-  const request = (seed: number): RunRequest => ({
-    classIndex: 7,
-    count: 1,
-    steps,
-    heavySchedule: { every: 4 },
-    guidance: 2,
-    seed,
-    previewEvery: 0,
-  })
-  const publicBody = (seed: number) => ({
-    class: 7,
-    steps,
-    heavySchedule: { every: 4 },
-    guidance: 2,
-    seed,
-  })
-
-  // Warm both paths (module load, first Durable Object, ONNX sessions) before measuring.
-  const warm = await generate(publicBody(1), 'wait=60')
-  for (let index = 0; index < 5; index++) await generate(publicBody(1))
-
-  const hitPost: number[] = []
-  const hitImage: number[] = []
-  const floor: number[] = []
-  const imageUrl = warm.urls.images?.[0] ?? ''
-  for (let index = 0; index < hits; index++) {
-    hitPost.push(await timed(async () => void (await generate(publicBody(1)))))
-    hitImage.push(
-      await timed(async () => {
-        const response = await fetch(imageUrl)
-        await response.arrayBuffer()
-        if (!response.ok) throw new Error(`image ${response.status}`)
-      }),
-    )
-    floor.push(
-      await timed(async () => {
-        const response = await fetch(`${stack.edgeUrl}/v1/models`)
-        await response.arrayBuffer()
-        if (!response.ok) throw new Error(`models ${response.status}`)
-      }),
-    )
-  }
-
-  const missEdge: number[] = []
-  const missDirect: number[] = []
-  const added: number[] = []
-  for (let index = 0; index < misses; index++) {
-    const seed = 10_000 + index
-    const direct = await timed(async () => {
-      await runDirect({
-        backendUrl: stack.backendUrl,
-        secret: stack.backendSecret,
-        request: request(seed),
-        requestId: `bench-direct-${index}`,
+  const { hits, misses, steps } = args
+  const stack = await startLocalStack()
+  try {
+    const authorization = `Bearer ${stack.apiKey}`
+    const generate = async (body: object, prefer?: string) => {
+      const response = await fetch(`${stack.edgeUrl}/v1/generations`, {
+        method: 'POST',
+        headers: {
+          authorization,
+          'content-type': 'application/json',
+          ...(prefer ? { prefer } : {}),
+        },
+        body: JSON.stringify(body),
       })
+      const job = (await response.json()) as { status: string; urls: { images?: string[] } }
+      if (job.status !== 'succeeded')
+        throw new Error(`job ended ${job.status} (${response.status})`)
+      return job
+    }
+    const request = (seed: number): RunRequest => ({
+      classIndex: 7,
+      count: 1,
+      steps,
+      heavySchedule: { every: 4 },
+      guidance: 2,
+      seed,
+      previewEvery: 0,
     })
-    const edge = await timed(async () => void (await generate(publicBody(seed), 'wait=60')))
-    missDirect.push(direct)
-    missEdge.push(edge)
-    added.push(edge - direct)
-  }
+    const publicBody = (seed: number) => ({
+      class: 7,
+      steps,
+      heavySchedule: { every: 4 },
+      guidance: 2,
+      seed,
+    })
 
-  const report = {
-    measuredAt: new Date().toISOString(),
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      loadAverage1m: round(loadavg()[0] ?? 0),
-    },
-    setup: {
-      stack: 'wrangler dev (local workerd, Durable Objects, R2, KV) + gpu-service on CPU, loopback',
-      request: { class: 7, steps, heavyEvery: 4, guidance: 2, count: 1 },
-      note: 'sequential requests; the gpu-service sees one run at a time',
-    },
-    cacheHit: {
-      'POST /v1/generations (200 from cache)': summary(hitPost),
-      'GET /v1/results/<key>.png (Cache API)': summary(hitImage),
-      'GET /v1/models (no storage: the floor)': summary(floor),
-    },
-    miss: {
-      'gpu-service direct (POST /v1/runs to result)': summary(missDirect),
-      'edge (POST /v1/generations, Prefer: wait)': summary(missEdge),
-      'added by the edge (paired difference)': summary(added),
-    },
-  }
-  await mkdir(values.out, { recursive: true })
-  await writeFile(join(values.out, 'edge.json'), `${JSON.stringify(report, null, 2)}\n`)
-  const table = (entries: Record<string, ReturnType<typeof summary>>) =>
-    markdownTable(
-      ['path', 'n', 'p50', 'p95', 'mean'],
-      Object.entries(entries).map(([name, stats]) => [
-        name,
-        stats.n,
-        stats.p50,
-        stats.p95,
-        stats.mean,
-      ]),
-    )
-  const markdown = `# Edge latency (npm run bench:edge)
+    // Warm both paths (module load, first Durable Object, ONNX sessions) before measuring.
+    const warm = await generate(publicBody(1), 'wait=60')
+    for (let index = 0; index < 5; index++) await generate(publicBody(1))
+
+    const hitPost: number[] = []
+    const hitImage: number[] = []
+    const floor: number[] = []
+    const imageUrl = warm.urls.images?.[0] ?? ''
+    for (let index = 0; index < hits; index++) {
+      hitPost.push(await timed(async () => void (await generate(publicBody(1)))))
+      hitImage.push(
+        await timed(async () => {
+          const response = await fetch(imageUrl)
+          await response.arrayBuffer()
+          if (!response.ok) throw new Error(`image ${response.status}`)
+        }),
+      )
+      floor.push(
+        await timed(async () => {
+          const response = await fetch(`${stack.edgeUrl}/v1/models`)
+          await response.arrayBuffer()
+          if (!response.ok) throw new Error(`models ${response.status}`)
+        }),
+      )
+    }
+
+    const missEdge: number[] = []
+    const missDirect: number[] = []
+    const added: number[] = []
+    for (let index = 0; index < misses; index++) {
+      const seed = 10_000 + index
+      const direct = await timed(async () => {
+        await runDirect({
+          backendUrl: stack.backendUrl,
+          secret: stack.backendSecret,
+          request: request(seed),
+          requestId: `bench-direct-${index}`,
+        })
+      })
+      const edge = await timed(async () => void (await generate(publicBody(seed), 'wait=60')))
+      missDirect.push(direct)
+      missEdge.push(edge)
+      added.push(edge - direct)
+    }
+
+    const report = {
+      measuredAt: new Date().toISOString(),
+      machine: {
+        cpu: cpus()[0]?.model ?? 'unknown',
+        cores: cpus().length,
+        node: process.version,
+        loadAverage1m: round(loadavg()[0] ?? 0),
+      },
+      setup: {
+        stack:
+          'wrangler dev (local workerd, Durable Objects, R2, KV) + gpu-service on CPU, loopback',
+        request: { class: 7, steps, heavyEvery: 4, guidance: 2, count: 1 },
+        note: 'sequential requests; the gpu-service sees one run at a time',
+      },
+      cacheHit: {
+        'POST /v1/generations (200 from cache)': summary(hitPost),
+        'GET /v1/results/<key>.png (Cache API)': summary(hitImage),
+        'GET /v1/models (no storage: the floor)': summary(floor),
+      },
+      miss: {
+        'gpu-service direct (POST /v1/runs to result)': summary(missDirect),
+        'edge (POST /v1/generations, Prefer: wait)': summary(missEdge),
+        'added by the edge (paired difference)': summary(added),
+      },
+    }
+    await mkdir(args.out, { recursive: true })
+    await writeFile(join(args.out, 'edge.json'), `${JSON.stringify(report, null, 2)}\n`)
+    const table = (entries: Record<string, ReturnType<typeof summary>>) =>
+      markdownTable(
+        ['path', 'n', 'p50', 'p95', 'mean'],
+        Object.entries(entries).map(([name, stats]) => [
+          name,
+          stats.n,
+          stats.p50,
+          stats.p95,
+          stats.mean,
+        ]),
+      )
+    const markdown = `# Edge latency (npm run bench:edge)
 
 Measured ${report.measuredAt} on ${report.machine.cpu} (${report.machine.cores} cores, Node ${report.machine.node},
 1-minute load average ${report.machine.loadAverage1m} at the end). ${report.setup.stack}; ${report.setup.note}.
@@ -188,15 +197,18 @@ ${table(report.miss)}
 Local workerd is not Cloudflare's network: R2, KV and Durable Object calls are local here, so these are the
 edge's own processing costs, not production round trips.
 `
-  const before = values.before
-    ? (JSON.parse(await readFile(values.before, 'utf8')) as typeof report)
-    : undefined
-  const comparison = before ? `\n${compare(before, report)}` : ''
-  await writeFile(join(values.out, 'edge.md'), markdown + comparison)
-  console.log(markdown + comparison)
-} finally {
-  await stack.stop()
+    const before = args.before
+      ? (JSON.parse(await readFile(args.before, 'utf8')) as typeof report)
+      : undefined
+    const comparison = before ? `\n${compare(before, report)}` : ''
+    await writeFile(join(args.out, 'edge.md'), markdown + comparison)
+    console.log(markdown + comparison)
+  } finally {
+    await stack.stop()
+  }
 }
+
+runCli('bench:edge', USAGE, () => main(process.argv.slice(2)))
 
 type Report = {
   measuredAt: string

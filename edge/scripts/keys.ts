@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import type { KVNamespace } from '@cloudflare/workers-types'
 import {
   API_KEY_PREFIX,
@@ -13,7 +14,6 @@ import {
   createApiKey,
   DEFAULT_LIMITS,
 } from '../src/auth/api-key.ts'
-import { parseCommandLine, positiveInteger, usageError } from './command-line.ts'
 
 const USAGE = `usage:
   npm run keys -- create --name NAME [--rpm N] [--concurrent N] [--json] [--remote] [--persist-to DIR]
@@ -27,20 +27,49 @@ const USAGE = `usage:
   --remote          the deployed KV namespace instead of the local state
   --persist-to DIR  the local state folder of wrangler dev (default .wrangler/state)`
 
-const script = { name: 'npm run keys', usage: USAGE }
+/** sysexits.h EX_USAGE: the command line was wrong. */
+const EX_USAGE = 64
 
-const { positionals, values } = parseCommandLine(script, {
-  allowPositionals: true,
-  options: {
-    name: { type: 'string' },
-    rpm: { type: 'string' },
-    concurrent: { type: 'string' },
-    remote: { type: 'boolean', default: false },
-    'persist-to': { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-})
+/** Prints one line saying what is wrong, then the usage, and exits with EX_USAGE. */
+function usageError(message: string): never {
+  console.error(`npm run keys: ${message}\n\n${USAGE}`)
+  process.exit(EX_USAGE)
+}
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        rpm: { type: 'string' },
+        concurrent: { type: 'string' },
+        remote: { type: 'boolean', default: false },
+        'persist-to': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    })
+  } catch (error) {
+    // parseArgs throws a TypeError with an ERR_PARSE_ARGS_* code for an unknown option or a missing value.
+    const code = (error as NodeJS.ErrnoException).code ?? ''
+    if (!code.startsWith('ERR_PARSE_ARGS_')) throw error
+    const unknown = /^Unknown option '([^']+)'/.exec((error as Error).message)?.[1]
+    usageError(unknown ? `unknown option ${unknown}` : (error as Error).message)
+  }
+}
+
+/** A whole number of at least 1 from a flag, or a usage error naming the flag. */
+function positiveInteger(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < 1) {
+    usageError(`${flag} must be a whole number of at least 1, not ${JSON.stringify(text)}`)
+  }
+  return value
+}
+
+const { positionals, values } = parseCommandLine()
 
 async function main(): Promise<void> {
   if (values.help) {
@@ -50,24 +79,16 @@ async function main(): Promise<void> {
   const command = positionals[0]
   if (command !== 'create' && command !== 'revoke' && command !== 'list') {
     usageError(
-      script,
       command === undefined
         ? 'a command is required: create, revoke or list'
         : `unknown command ${JSON.stringify(command)}`,
     )
   }
-  if (positionals.length > 1)
-    usageError(script, `unexpected argument ${JSON.stringify(positionals[1])}`)
-  if (command !== 'list' && !values.name) usageError(script, `${command} needs --name NAME`)
+  if (positionals.length > 1) usageError(`unexpected argument ${JSON.stringify(positionals[1])}`)
+  if (command !== 'list' && !values.name) usageError(`${command} needs --name NAME`)
   const limits = {
-    requestsPerMinute: positiveInteger(
-      script,
-      values.rpm,
-      '--rpm',
-      DEFAULT_LIMITS.requestsPerMinute,
-    ),
+    requestsPerMinute: positiveInteger(values.rpm, '--rpm', DEFAULT_LIMITS.requestsPerMinute),
     concurrentJobs: positiveInteger(
-      script,
       values.concurrent,
       '--concurrent',
       DEFAULT_LIMITS.concurrentJobs,
