@@ -41,7 +41,7 @@ threads="${THREADS:-$default_threads}"
 # Per student: its sampler steps, the heavy placement it is distilled with, and the extra placements its
 # manifest declares (each student is also served with a single heavy call, at step 0).
 heavy_steps_for() { case "$1" in 8) echo 0,2,4,6 ;; 4) echo 0,2 ;; esac; }
-also_heavy_for() { echo "--also-heavy-steps 0"; }
+also_heavy=(--also-heavy-steps 0)
 
 distil() {
   local steps="$1" out="$run_dir/mmd-${1}step"
@@ -80,9 +80,8 @@ done
 for steps in "${students[@]}"; do
   folder="$models_dir/mmd-${steps}step"
   export_log="$run_dir/mmd-${steps}step.export.log"
-  # shellcheck disable=SC2046  # also_heavy_for prints whole arguments
   if ! "$python" "$here/export_student.py" --weights "$run_dir/mmd-${steps}step/weights.pt" --out-dir "$folder" \
-    $(also_heavy_for "$steps") >"$export_log" 2>&1; then
+    "${also_heavy[@]}" >"$export_log" 2>&1; then
     echo "exporting the ${steps}-step student failed; its log ends:" >&2
     tail -n 20 "$export_log" >&2
     exit 1

@@ -69,6 +69,7 @@ export class KeyQuota extends DurableObject<Env> {
     // Stored without holding the answer for the commit (every API request waits on this call): the bucket
     // in memory decides while the object lives, and a crash can forget only the last few takes, which
     // lets the key a few requests more, never fewer. The slots below are stored before they answer.
+    // storage.put writes the same keys the constructor reads with kv.get; only it takes allowUnconfirmed.
     this.ctx.storage
       .put({ tokens, updatedAt: now }, { allowUnconfirmed: true })
       .catch((error: unknown) => {
