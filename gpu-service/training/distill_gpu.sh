@@ -17,15 +17,12 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-if [ -z "${OUT:-}" ]; then echo "OUT must name the folder whose files come back" >&2; exit 64; fi
-mkdir -p "$OUT"
+# shellcheck source=gpu-service/training/gpu_out.sh
+. "$here/gpu_out.sh"
+gpu_out_setup "$repo"
 run_dir="$repo/runs/gpu-distill"
 models_dir="$repo/gpu-service/models"
-max_file_bytes=$((16 * 1000 * 1000))
-export PYTHON="${PYTHON:-python3}" PYTHONUNBUFFERED=1
-if [ -z "${FASHION_MNIST_DIR:-}" ] && [ -d "$repo/.data/fashion-mnist" ]; then
-  export FASHION_MNIST_DIR="$repo/.data/fashion-mnist"
-fi
+log="$OUT/distill-gpu.log"
 
 mkdir -p "$run_dir"
 started="$run_dir/.started"
@@ -35,29 +32,19 @@ touch "$started"
   "$PYTHON" -c 'import torch, onnx; print(f"torch {torch.__version__}, CUDA {torch.cuda.is_available()}, onnx {onnx.__version__}")'
   STUDENT=both DEVICE="${DEVICE:-cuda}" MAX_SECONDS="${MAX_SECONDS:-330}" RUN_DIR="$run_dir" MODELS_DIR="$models_dir" \
     bash "$here/distill.sh"
-} 2>&1 | tee "$OUT/distill-gpu.log"
+} 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 # Pack whatever this run produced, also after a failure (weights without an export can be exported on CPU).
-pack() {  # pack FILE: keep it only if it fits what comes back
-  local size
-  size=$(stat -c %s "$1")
-  if [ "$size" -gt "$max_file_bytes" ]; then
-    echo "$(basename "$1") is $size bytes, over the 16 MB that comes back; dropped" | tee -a "$OUT/distill-gpu.log"
-    rm -f "$1"
-  else
-    echo "packed $(basename "$1") ($size bytes)" | tee -a "$OUT/distill-gpu.log"
-  fi
-}
 for steps in 8 4; do
   name="mmd-${steps}step"
   if [ "$models_dir/$name/manifest.json" -nt "$started" ]; then
     tar -C "$models_dir" -cf "$OUT/$name.tar" "$name/heavy.onnx" "$name/light.onnx" "$name/golden.json" \
-      "$name/manifest.json" && pack "$OUT/$name.tar"
+      "$name/manifest.json" && pack "$OUT/$name.tar" "$log"
   fi
   if [ -f "$run_dir/$name/weights.pt" ] && [ "$run_dir/$name/weights.pt" -nt "$started" ]; then
-    cp "$run_dir/$name/weights.pt" "$OUT/$name-weights.pt" && pack "$OUT/$name-weights.pt"
+    cp "$run_dir/$name/weights.pt" "$OUT/$name-weights.pt" && pack "$OUT/$name-weights.pt" "$log"
   fi
 done
-(cd "$run_dir" && tar -cf "$OUT/distill-logs.tar" ./*.log ./mmd-*/distill-log.jsonl 2>/dev/null) && pack "$OUT/distill-logs.tar"
+(cd "$run_dir" && tar -cf "$OUT/distill-logs.tar" ./*.log ./mmd-*/distill-log.jsonl 2>/dev/null) && pack "$OUT/distill-logs.tar" "$log"
 exit "$status"

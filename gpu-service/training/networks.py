@@ -36,6 +36,11 @@ PRESETS = {
     "gpu": NetConfig(),
     # ~130M-MAC heavy net: what two CPU cores can train in hours (about 0.4 s per step at batch 64).
     "cpu": NetConfig(heavy_channels=[32, 64, 128], feature_channels=32, light_channels=16, embed_dim=128),
+    # The compute-matched baseline (issue 9): one network, run every step, costing per step what the dual-rate
+    # "gpu" pair averages at 50 steps with heavy every 8: (50 x 17.7M + 7 x 320.6M) / 50 = 62.5M MACs. The
+    # teacher's light denoiser unchanged and the heavy U-Net thinned: 45.5M + 17.7M = 63.1M MACs per image
+    # (macs.py, +0.9 %). Trained with fresh features only (train.py --same-time-prob 1) and sampled at K=1.
+    "matched": NetConfig(heavy_channels=[16, 32, 80]),
     # Tiny: the smoke test only checks that training and export run end to end.
     "smoke": NetConfig(heavy_channels=[8, 16, 16], heavy_attention=False, feature_channels=8,
                        light_channels=8, light_blocks=1, embed_dim=32),
