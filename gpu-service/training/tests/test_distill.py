@@ -139,3 +139,19 @@ def test_distils_a_few_iterations_and_exports_a_valid_student(tmp_path):
         checked = subprocess.run(["npx", "tsx", "-e", script], cwd=REPO, capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         assert "manifest valid" in checked.stdout
+
+
+def test_a_resumed_run_ends_with_the_weights_of_one_uninterrupted_run(tmp_path):
+    """A committed student is "the run's weights at iteration N": stopping at M < N and resuming (optimizers,
+    EMA and the RNG come back from checkpoint.pt) must give the same bits, so scoring snapshots along the way
+    does not change what `ITERATIONS=N` reproduces."""
+    args = ("--student-steps", "8", "--heavy-steps", "0,2,4,6", "--batch-size", "2", "--device", "cpu",
+            "--threads", "1", "--lr", "2e-5", "--aux-lr", "1e-4", "--teacher-models-dir", MODELS_DIR)
+    run("distill.py", *args, "--steps", "6", "--out", str(tmp_path / "whole"))
+    run("distill.py", *args, "--steps", "3", "--out", str(tmp_path / "staged"))
+    resumed = run("distill.py", *args, "--steps", "6", "--resume", "--out", str(tmp_path / "staged"))
+    assert "resumed at iteration 3" in resumed.stdout
+    whole, staged = (torch.load(tmp_path / name / "weights.pt") for name in ("whole", "staged"))
+    assert staged["steps_trained"] == whole["steps_trained"] == 6
+    for part in ("heavy", "light"):
+        assert all(torch.equal(whole[part][key], staged[part][key]) for key in whole[part])
