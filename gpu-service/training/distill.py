@@ -18,7 +18,11 @@ of the teacher. Each iteration:
   3. s ~ U(t_{i+1}, t_i) and z_s ~ q(z_s | z_t, x0 = stopgrad(x~)), the sampler's own posterior.
   4. Even iterations fit the auxiliary to the student's conditional mean E[x~ | z_s], regularised towards the
      teacher; odd iterations move the student so the auxiliary's prediction agrees with the teacher's.
-Teacher and auxiliary always see fresh heavy features at z_s, so the targets carry no reuse error.
+Teacher and auxiliary see fresh heavy features at z_s by default, so the targets carry no reuse error: the
+student then matches the teacher as sampled with the heavy encoder every step. --target-feature-gap G gives
+them instead features of a noisier state of the same trajectory, z_s' ~ q(z_s' | z_s) with s' = s + U(0, G):
+the staleness the teacher was trained for and is served with (G = 8/50: heavy every 8 of 50 steps), so the
+student matches the teacher as served.
 
 Writes <out>/checkpoint.pt (resumable), <out>/weights.pt (train.py's format plus a "distillation" block; the
 student's EMA weights; what export_student.py reads) and <out>/distill-log.jsonl.
@@ -66,6 +70,9 @@ def parse_args(argv=None):
                         "while the student's moment-matching gradient is the noisy one at a small batch")
     p.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warm-up, in updates of each net")
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA of the student's weights; 0 exports the raw ones")
+    p.add_argument("--target-feature-gap", type=float, default=0.0,
+                   help="teacher and auxiliary targets read heavy features from a state up to this much time "
+                        "noisier (0: fresh features; 0.16: the teacher's heavy every 8 of 50 steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
@@ -160,9 +167,11 @@ class DualRatePair(nn.Module):
         self.heavy = heavy
         self.light = light
 
-    def denoise(self, z, t, label):
-        """x0 with fresh heavy features at z (how teacher and auxiliary targets are computed)."""
-        return self.light(z, t, label, self.heavy(z, t, label))
+    def denoise(self, z, t, label, feature_state=None, feature_t=None):
+        """x0 at z: with fresh heavy features, or with those of `feature_state` at `feature_t` (stale)."""
+        if feature_state is None:
+            return self.light(z, t, label, self.heavy(z, t, label))
+        return self.light(z, t, label, self.heavy(feature_state, feature_t, label))
 
 
 @torch.no_grad()
@@ -188,7 +197,20 @@ def student_rollout(student, label, grid, heavy_steps, generator=None):
     return torch.stack(states, 1), torch.stack(x0s, 1), x
 
 
-def mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources, generator=None):
+def stale_feature_state(z_s, s, max_gap, generator=None):
+    """The state whose heavy features the targets at z_s read: z_s itself (max_gap 0, fresh), or
+    z_s' ~ q(z_s' | z_s) with s' = min(s + U(0, max_gap), 1), drawn forward from z_s as the teacher's reuse
+    training drew it (train.py, schedule.q_forward_from), so it is an earlier state of the same trajectory."""
+    if max_gap <= 0:
+        return z_s, s
+    gap = torch.rand(s.shape, generator=generator, dtype=s.dtype, device=s.device) * max_gap
+    s_feature = torch.minimum(s + gap, torch.ones_like(s))
+    noise = torch.randn(z_s.shape, generator=generator, device=z_s.device)
+    return schedule.q_forward_from(z_s, s, s_feature, noise).to(z_s.dtype), s_feature
+
+
+def mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources, generator=None,
+                  target_feature_gap=0.0):
     """One iteration's loss (kind 'aux' or 'student') and its diagnostics; see the module docstring, 1-5."""
     batch, steps = label.shape[0], grid.shape[0] - 1
     device = label.device
@@ -211,14 +233,22 @@ def mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature
     s = draw_target_times(t, t_next, generator)
     z_s = posterior_sample(z_t, x_student, t, s, torch.randn(z_t.shape, generator=generator, device=device))
     s32 = s.float()
+    # Teacher and auxiliary read the same features (fresh, or one stale state for both), so their gap is the
+    # moment gap alone; z_s' adds no information about x beyond z_s (it is z_s plus noise).
+    z_feature, s_feature = stale_feature_state(z_s, s, target_feature_gap, generator)
+    if target_feature_gap > 0:
+        targets = {"feature_state": z_feature, "feature_t": s_feature.float()}
+    else:
+        targets = {}
     with torch.no_grad():
-        x_teacher = teacher.denoise(z_s, s32, label).clamp(*CLIP_X0)  # guidance 1: the conditional row, clipped
+        # guidance 1: the conditional row, clipped
+        x_teacher = teacher.denoise(z_s, s32, label, **targets).clamp(*CLIP_X0)
     if kind == "aux":
-        x_aux = aux.denoise(z_s, s32, label)
+        x_aux = aux.denoise(z_s, s32, label, **targets)
         loss = auxiliary_loss(x_student, x_aux, x_teacher)
     else:
         with torch.no_grad():
-            x_aux = aux.denoise(z_s, s32, label)
+            x_aux = aux.denoise(z_s, s32, label, **targets)
         loss = student_loss(x_student_raw, x_aux.clamp(*CLIP_X0), x_teacher)
     stats = {"moment_gap": moment_gap(x_aux.detach().clamp(*CLIP_X0), x_teacher).item(),
              "x0_std": x_student.std().item()}
@@ -286,8 +316,11 @@ def main(argv=None):
         "method": METHOD, "paper": PAPER, "teacherModelId": teacher_src.model_id, "net": teacher_src.cfg.to_dict(),
         "student_steps": args.student_steps, "heavy_steps": heavy_steps, "guidance": 1,
         "states": "student rollout (ancestral steps on t_i = 1 - i/N, stale heavy features as served)",
-        "target_time": "s ~ U(t_{i+1}, t_i]", "targets": "teacher and auxiliary with fresh heavy features at z_s, "
-        "x0 clipped to [-1, 1]", "weighting": "flat", "labels": "uniform over the 10 classes",
+        "target_time": "s ~ U(t_{i+1}, t_i]",
+        "targets": ("teacher and auxiliary with fresh heavy features at z_s" if args.target_feature_gap <= 0 else
+                    f"teacher and auxiliary with heavy features of z_s' ~ q(z_s' | z_s), s' = s + U(0, "
+                    f"{args.target_feature_gap:g})") + ", x0 clipped to [-1, 1]",
+        "target_feature_gap": args.target_feature_gap, "weighting": "flat", "labels": "uniform over the 10 classes",
         "batch_size": args.batch_size, "lr": args.lr, "aux_lr": aux_lr, "warmup_steps": args.warmup_steps,
         "adam_betas": [0.0, 0.99],
         "grad_clip": 1.0, "ema_decay": args.ema_decay, "seed": args.seed,
@@ -304,6 +337,9 @@ def main(argv=None):
         if ckpt["meta"]["heavy_steps"] != heavy_steps or ckpt["meta"]["student_steps"] != args.student_steps:
             raise SystemExit(f"--resume: {ckpt_path} distils {ckpt['meta']['student_steps']} steps with heavy at "
                              f"{ckpt['meta']['heavy_steps']}, not {args.student_steps} / {heavy_steps}")
+        if ckpt["meta"].get("target_feature_gap", 0.0) != args.target_feature_gap:
+            raise SystemExit(f"--resume: {ckpt_path} was distilled with --target-feature-gap "
+                             f"{ckpt['meta'].get('target_feature_gap', 0.0):g}, not {args.target_feature_gap:g}")
         student.load_state_dict(ckpt["student"])
         aux.load_state_dict(ckpt["aux"])
         student_opt.load_state_dict(ckpt["student_optimizer"])
@@ -356,7 +392,8 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step // 2, base_lr, args.warmup_steps)
         label = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
-        loss, stats = mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources)
+        loss, stats = mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature_sources,
+                                    target_feature_gap=args.target_feature_gap)
         if not torch.isfinite(loss):
             raise SystemExit(f"iteration {step}: {kind} loss is {loss.item()}; stopping (last checkpoint kept)")
         optimizer.zero_grad(set_to_none=True)

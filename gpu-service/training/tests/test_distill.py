@@ -76,6 +76,24 @@ def test_posterior_sample_keeps_the_marginal_of_z_s():
     assert abs(z_s.std().item() - sigma_s.item()) < 0.01
 
 
+def test_stale_targets_read_an_earlier_state_of_the_same_trajectory():
+    """--target-feature-gap G: the features come from z_s' ~ q(z_s' | z_s) with s <= s' <= min(s + G, 1), so
+    z_s' has the marginal q(z_s' | x0) of the noisier time; G = 0 keeps z_s itself (fresh features)."""
+    torch.manual_seed(0)
+    n = 20000
+    x0 = torch.full((n, 1, 1, 1), 0.5)
+    s = torch.full((n,), 0.45, dtype=torch.float64)
+    z_s = schedule.q_sample(x0, s, torch.randn_like(x0))
+    fresh, s_fresh = distill.stale_feature_state(z_s, s, 0.0)
+    assert fresh is z_s and s_fresh is s
+    z_feature, s_feature = distill.stale_feature_state(z_s, s, 0.16)
+    assert z_feature.dtype == z_s.dtype
+    assert bool(((s_feature >= s) & (s_feature <= s + 0.16)).all()) and s_feature.std() > 0.04
+    alpha, sigma = schedule.alpha_sigma(s_feature.float())
+    standardised = (z_feature.flatten() - 0.5 * alpha) / sigma
+    assert abs(standardised.mean().item()) < 0.02 and abs(standardised.std().item() - 1) < 0.02
+
+
 def test_recomputed_student_x0_reads_the_features_of_its_last_heavy_step():
     """What the student trains on (heavy at the feature source step, light at step i) is what it sampled."""
     torch.manual_seed(0)
