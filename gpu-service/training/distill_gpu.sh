@@ -9,10 +9,12 @@
 #   distill-gpu.log                              this script's output
 # The defaults fit the whole command in about 7 minutes. Exact device-tool call: README.md "Few-step students".
 #
-# CPU rehearsal: OUT=/tmp/distill-out DEVICE=cpu MAX_SECONDS=20 BATCH_SIZE=4 bash gpu-service/training/distill_gpu.sh
+# CPU rehearsal, into a copy of the models folder so the committed students stay as they are:
+#   cp -r gpu-service/models /tmp/models-copy && MODELS_DIR=/tmp/models-copy OUT=/tmp/distill-out PYTHON=/usr/bin/python3 \
+#     DEVICE=cpu MAX_SECONDS=20 BATCH_SIZE=4 bash gpu-service/training/distill_gpu.sh
 #
 # Environment: OUT (required), MAX_SECONDS (per student, default 330), DEVICE (default cuda), BATCH_SIZE, LR,
-# TARGET_FEATURE_GAP (default 0.16; 0 for fresh-feature targets),
+# TARGET_FEATURE_GAP (default 0.16; 0 for fresh-feature targets), MODELS_DIR (default gpu-service/models),
 # FASHION_MNIST_DIR (else .data/fashion-mnist in the repo when carried; optional, see distill.sh), PYTHON
 # (default python3, the one holding PyTorch there).
 set -uo pipefail
@@ -22,7 +24,7 @@ repo="$(cd "$here/../.." && pwd)"
 . "$here/gpu_out.sh"
 gpu_out_setup "$repo"
 run_dir="$repo/runs/gpu-distill"
-models_dir="$repo/gpu-service/models"
+models_dir="${MODELS_DIR:-$repo/gpu-service/models}"  # the teacher, and where the students are exported
 log="$OUT/distill-gpu.log"
 
 mkdir -p "$run_dir"
