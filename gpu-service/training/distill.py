@@ -167,10 +167,8 @@ class DualRatePair(nn.Module):
         self.heavy = heavy
         self.light = light
 
-    def denoise(self, z, t, label, feature_state=None, feature_t=None):
-        """x0 at z: with fresh heavy features, or with those of `feature_state` at `feature_t` (stale)."""
-        if feature_state is None:
-            return self.light(z, t, label, self.heavy(z, t, label))
+    def denoise(self, z, t, label, feature_state, feature_t):
+        """x0 at z with the heavy features of `feature_state` at `feature_t` (z and t themselves: fresh)."""
         return self.light(z, t, label, self.heavy(feature_state, feature_t, label))
 
 
@@ -236,19 +234,16 @@ def mmd_iteration(kind, student, aux, teacher, label, grid, heavy_steps, feature
     # Teacher and auxiliary read the same features (fresh, or one stale state for both), so their gap is the
     # moment gap alone; z_s' adds no information about x beyond z_s (it is z_s plus noise).
     z_feature, s_feature = stale_feature_state(z_s, s, target_feature_gap, generator)
-    if target_feature_gap > 0:
-        targets = {"feature_state": z_feature, "feature_t": s_feature.float()}
-    else:
-        targets = {}
+    features_from = (z_feature, s_feature.float())
     with torch.no_grad():
         # guidance 1: the conditional row, clipped
-        x_teacher = teacher.denoise(z_s, s32, label, **targets).clamp(*CLIP_X0)
+        x_teacher = teacher.denoise(z_s, s32, label, *features_from).clamp(*CLIP_X0)
     if kind == "aux":
-        x_aux = aux.denoise(z_s, s32, label, **targets)
+        x_aux = aux.denoise(z_s, s32, label, *features_from)
         loss = auxiliary_loss(x_student, x_aux, x_teacher)
     else:
         with torch.no_grad():
-            x_aux = aux.denoise(z_s, s32, label, **targets)
+            x_aux = aux.denoise(z_s, s32, label, *features_from)
         loss = student_loss(x_student_raw, x_aux.clamp(*CLIP_X0), x_teacher)
     stats = {"moment_gap": moment_gap(x_aux.detach().clamp(*CLIP_X0), x_teacher).item(),
              "x0_std": x_student.std().item()}

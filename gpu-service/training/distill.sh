@@ -9,7 +9,8 @@
 # Environment: STUDENT (8, 4 or both; default both), MAX_SECONDS (per student, default 300), ITERATIONS (stop
 # there instead, when sooner: a committed student is the run's weights at a fixed iteration), DEVICE (auto, cpu,
 # cuda), BATCH_SIZE (default 256 on CUDA, 16 on CPU), LR (the student's), AUX_LR (the auxiliary's; default
-# LR), TARGET_FEATURE_GAP (distill.py --target-feature-gap; default 0, fresh features), THREADS (per student; default 1 on CPU), RESUME=1 (continue the runs), RUN_DIR (default runs/),
+# LR), TARGET_FEATURE_GAP (distill.py --target-feature-gap; default 0, fresh features), THREADS (per student;
+# default 1 on CPU), RESUME=1 (continue the runs), RUN_DIR (default runs/),
 # MODELS_DIR (teacher folder; students go to its subfolders),
 # FASHION_MNIST_DIR (optional: the students learn from the teacher alone and record its dataset hash, checked
 # against these files when they are there), PYTHON.

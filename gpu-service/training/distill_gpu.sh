@@ -10,8 +10,8 @@
 # The defaults fit the whole command in about 7 minutes. Exact device-tool call: README.md "Few-step students".
 #
 # CPU rehearsal, into a copy of the models folder so the committed students stay as they are:
-#   cp -r gpu-service/models /tmp/models-copy && MODELS_DIR=/tmp/models-copy OUT=/tmp/distill-out PYTHON=/usr/bin/python3 \
-#     DEVICE=cpu MAX_SECONDS=20 BATCH_SIZE=4 bash gpu-service/training/distill_gpu.sh
+#   cp -r gpu-service/models /tmp/models-copy && MODELS_DIR=/tmp/models-copy OUT=/tmp/distill-out \
+#     PYTHON=/usr/bin/python3 DEVICE=cpu MAX_SECONDS=20 BATCH_SIZE=4 bash gpu-service/training/distill_gpu.sh
 #
 # Environment: OUT (required), MAX_SECONDS (per student, default 330), DEVICE (default cuda), BATCH_SIZE, LR,
 # TARGET_FEATURE_GAP (default 0.16; 0 for fresh-feature targets), MODELS_DIR (default gpu-service/models),

@@ -1,4 +1,5 @@
-# Shared by the scripts that run on the lent GPU machine (distill_gpu.sh, baseline_gpu.sh). Files come back from that machine only from $OUT: at most 8 files, 16 MB each.
+# Shared by the scripts that run on the lent GPU machine (distill_gpu.sh, baseline_gpu.sh). Files come back
+# from that machine only from $OUT: at most 8 files, 16 MB each.
 # shellcheck shell=bash
 
 # Checks $OUT, and sets what every GPU script runs with: the PyTorch that machine has (python3 there, no

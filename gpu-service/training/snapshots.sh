@@ -13,9 +13,10 @@
 # or copy RUN_DIR/mmd-<N>step-<it>/ over gpu-service/models/mmd-<N>step/.
 #
 # Environment: STUDENT (8 or 4), AT (ascending iterations; required), SEEDS (validation seeds, default
-# 100,101), SAMPLES_PER_CLASS (default 100: 1,000 images per seed), RUN_DIR (default runs/snapshots-<N>step; an existing run there is resumed), and distill.sh's
-# DEVICE (default cpu), BATCH_SIZE, LR, AUX_LR, THREADS, PYTHON. Writes RUN_DIR/scores.tsv (iteration, model
-# id, mean FD, mean class accuracy, then per seed) and prints it.
+# 100,101), SAMPLES_PER_CLASS (default 100: 1,000 images per seed), RUN_DIR (default runs/snapshots-<N>step;
+# an existing run there is resumed), and distill.sh's DEVICE (default cpu), BATCH_SIZE, LR, AUX_LR, THREADS,
+# PYTHON. Writes RUN_DIR/scores.tsv (iteration, model id, mean FD, mean class accuracy, then per seed) and
+# prints it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
