@@ -13,7 +13,7 @@ import { parseFlags, runCli } from '../../gpu-service/src/cli/cli-flags.ts'
 import type { RunRequest } from '../../shared/run-protocol.ts'
 import { MAX_STEPS } from '../../shared/sampling-options.ts'
 import { runDirect } from './direct-run.ts'
-import { startLocalStack } from './local-stack.ts'
+import { startBareWorker, startLocalStack } from './local-stack.ts'
 import { type LatencySummary, markdownTable, round, summarize as summary } from './report.ts'
 
 const USAGE = `usage: npm run bench:edge -- [--hits N] [--misses N] [--steps N] [--out DIR] [--before FILE]
@@ -57,6 +57,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const { hits, misses, steps } = args
   const stack = await startLocalStack()
+  const bare = await startBareWorker().catch(async (error: unknown) => {
+    await stack.stop()
+    throw error
+  })
   try {
     const authorization = `Bearer ${stack.apiKey}`
     const generate = async (body: object, prefer?: string) => {
@@ -98,6 +102,7 @@ async function main(argv: string[]): Promise<void> {
     const hitPost: number[] = []
     const hitImage: number[] = []
     const floor: number[] = []
+    const bareFloor: number[] = []
     const imageUrl = warm.urls.images?.[0] ?? ''
     for (let index = 0; index < hits; index++) {
       hitPost.push(await timed(async () => void (await generate(publicBody(1)))))
@@ -113,6 +118,13 @@ async function main(argv: string[]): Promise<void> {
           const response = await fetch(`${stack.edgeUrl}/v1/models`)
           await response.arrayBuffer()
           if (!response.ok) throw new Error(`models ${response.status}`)
+        }),
+      )
+      bareFloor.push(
+        await timed(async () => {
+          const response = await fetch(bare.url)
+          await response.arrayBuffer()
+          if (!response.ok) throw new Error(`bare worker ${response.status}`)
         }),
       )
     }
@@ -154,6 +166,7 @@ async function main(argv: string[]): Promise<void> {
         'POST /v1/generations (200 from cache)': summary(hitPost),
         'GET /v1/results/<key>.png (Cache API)': summary(hitImage),
         'GET /v1/models (no storage: the floor)': summary(floor),
+        'GET of a bare worker (no edge code at all)': summary(bareFloor),
       },
       miss: {
         'gpu-service direct (POST /v1/runs to result)': summary(missDirect),
@@ -184,8 +197,10 @@ Request: class 7, ${steps} steps, heavy encoder every 4 steps, guidance 2, one i
 
 ${table(report.cacheHit)}
 
-The last row is the floor every request pays here: a public route that reads no storage (no key, no
-Durable Object, no R2), so its time is the client, wrangler dev's proxy worker and workerd's own dispatch.
+The last two rows are the floor every request pays here. \`GET /v1/models\` is a public route that reads no
+storage (no key, no Durable Object, no R2). The bare worker (edge/scripts/bare-worker/) answers \`{}\` with
+no binding and no middleware, under the same \`wrangler dev\`: its time is the client, wrangler dev's proxy
+worker and workerd's own dispatch, before any of the edge's code.
 
 ## Miss, relative to calling the gpu-service directly
 
@@ -204,7 +219,7 @@ edge's own processing costs, not production round trips.
     await writeFile(join(args.out, 'edge.md'), markdown + comparison)
     console.log(markdown + comparison)
   } finally {
-    await stack.stop()
+    await Promise.all([stack.stop(), bare.stop()])
   }
 }
 

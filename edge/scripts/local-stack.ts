@@ -15,7 +15,7 @@ import { type GroupMember, groupMembers, signalGroup, stopGroup } from './proces
 import { prepareStackWranglerConfig } from './stack-wrangler-config.ts'
 
 /** `edge` (wrangler dev), `gpu-service` when there is one backend, `gpu-service-1`... when several. */
-export type StackProcess = 'edge' | `gpu-service${string}`
+export type StackProcess = 'edge' | `gpu-service${string}` | 'bare-worker'
 
 /** How a process of the stack ended when nobody asked it to. */
 export interface StackExit {
@@ -439,6 +439,35 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 }
 
 /** The key script's `create`, on the stack's local KV state; returns the new key. */
+/**
+ * The bare worker (edge/scripts/bare-worker/) under `wrangler dev`, on a free loopback port: what a request
+ * costs here before any of the edge's code runs. Stop it with `stop()`.
+ */
+export async function startBareWorker(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const worker = new ManagedProcess({
+    name: 'bare-worker',
+    url,
+    readyUrl: url,
+    readyTimeoutMs: 120_000,
+    command: 'node_modules/.bin/wrangler',
+    args: async () => [
+      'dev',
+      '--config=edge/scripts/bare-worker/wrangler.toml',
+      '--ip=127.0.0.1',
+      `--port=${port}`,
+      `--inspector-port=${await freePort()}`,
+      '--show-interactive-dev-session=false',
+      '--log-level=warn',
+    ],
+    env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+    onExit: () => {},
+  })
+  await worker.start()
+  return { url, stop: () => worker.stop() }
+}
+
 async function createKey(
   statePath: string,
   name: string,
