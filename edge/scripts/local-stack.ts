@@ -376,28 +376,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     })
   })
   const vars = { ...options.edgeVars, BACKEND_URLS: backendUrls.join(',') }
-  const edge = new ManagedProcess({
-    name: 'edge',
-    url: edgeUrl,
-    readyUrl: `${edgeUrl}/v1/models`,
-    readyTimeoutMs: 120_000,
-    command: 'node_modules/.bin/wrangler',
-    args: async () => [
-      'dev',
-      `--config=${wranglerConfig}`,
-      '--ip=127.0.0.1',
-      `--port=${edgePort}`,
-      `--inspector-port=${await freePort()}`,
-      `--persist-to=${state}`,
-      ...Object.entries(vars).map(([name, value]) => `--var=${name}:${value}`),
-      '--show-interactive-dev-session=false',
-      `--log-level=${options.edgeLogLevel ?? 'warn'}`,
-    ],
-    // No network: no metrics, and the fallback `request.cf` instead of fetching one from Cloudflare.
-    env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
-    onLine: onLog && ((line) => onLog('edge', line)),
-    onExit,
-  })
+  const edge = new ManagedProcess(
+    wranglerDev({
+      name: 'edge',
+      config: wranglerConfig,
+      port: edgePort,
+      readyPath: '/v1/models',
+      args: [
+        `--persist-to=${state}`,
+        ...Object.entries(vars).map(([name, value]) => `--var=${name}:${value}`),
+      ],
+      logLevel: options.edgeLogLevel ?? 'warn',
+      onLine: onLog && ((line) => onLog('edge', line)),
+      onExit,
+    }),
+  )
   const all = [...backends, edge]
 
   const stop = async () => {
@@ -438,36 +431,64 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
-/** The key script's `create`, on the stack's local KV state; returns the new key. */
 /**
  * The bare worker (edge/scripts/bare-worker/) under `wrangler dev`, on a free loopback port: what a request
  * costs here before any of the edge's code runs. Stop it with `stop()`.
  */
 export async function startBareWorker(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const worker = new ManagedProcess({
-    name: 'bare-worker',
+  const worker = new ManagedProcess(
+    wranglerDev({
+      name: 'bare-worker',
+      config: 'edge/scripts/bare-worker/wrangler.toml',
+      port: await freePort(),
+      readyPath: '/',
+      args: [],
+      logLevel: 'warn',
+      onExit: () => {},
+    }),
+  )
+  await worker.start()
+  return { url: worker.url, stop: () => worker.stop() }
+}
+
+/** `wrangler dev` of `config` on loopback `port`, a fresh inspector port each start, without network. */
+function wranglerDev(options: {
+  name: StackProcess
+  config: string
+  port: number
+  /** Polled until it answers 2xx. */
+  readyPath: string
+  /** Arguments after the common ones (state, vars). */
+  args: string[]
+  logLevel: string
+  onLine?: ((line: string) => void) | undefined
+  onExit: (exit: StackExit) => void
+}): ProcessSpec {
+  const url = `http://127.0.0.1:${options.port}`
+  return {
+    name: options.name,
     url,
-    readyUrl: url,
+    readyUrl: `${url}${options.readyPath}`,
     readyTimeoutMs: 120_000,
     command: 'node_modules/.bin/wrangler',
     args: async () => [
       'dev',
-      '--config=edge/scripts/bare-worker/wrangler.toml',
+      `--config=${options.config}`,
       '--ip=127.0.0.1',
-      `--port=${port}`,
+      `--port=${options.port}`,
       `--inspector-port=${await freePort()}`,
+      ...options.args,
       '--show-interactive-dev-session=false',
-      '--log-level=warn',
+      `--log-level=${options.logLevel}`,
     ],
+    // No network: no metrics, and the fallback `request.cf` instead of fetching one from Cloudflare.
     env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
-    onExit: () => {},
-  })
-  await worker.start()
-  return { url, stop: () => worker.stop() }
+    onLine: options.onLine,
+    onExit: options.onExit,
+  }
 }
 
+/** The key script's `create`, on the stack's local KV state; returns the new key. */
 async function createKey(
   statePath: string,
   name: string,

@@ -72,7 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--ema-decay", type=float, default=0.999, help="EMA of the student's weights; 0 exports the raw ones")
     p.add_argument("--target-feature-gap", type=float, default=0.0,
                    help="teacher and auxiliary targets read heavy features from a state up to this much time "
-                        "noisier (0: fresh features; 0.16: the teacher's heavy every 8 of 50 steps)")
+                        "noisier (0: fresh features; 0.16: the teacher's heavy every 8 of 50 steps; 0.32, heavy every 16: "
+                        "the committed students)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
